@@ -1,0 +1,1 @@
+"""Model optimization simulation: batched short optimizations of many candidates on a verification set."""

@@ -1,0 +1,4 @@
+"""The mathematics of loss candidates: operators, forms, candidates, parsing, printing, lowering.
+
+No detector code lives here.
+"""

@@ -1,0 +1,145 @@
+"""Candidate: one loss formula of one form, with its canonical identity.
+
+A Candidate is immutable: a canonical SymPy expression, its form, and its canonical key.
+Two candidates are equal, and hash equal, exactly when their keys are. Everything else
+(size, fingerprint, printed forms, the JAX function) is derived on demand and cached.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import sympy
+
+from symbolic.canonical import InvalidCandidate, canonical_key, canonicalize, fingerprint
+from symbolic.forms import Form, get_form
+from symbolic.tree import (
+    Tree,
+    UnsupportedExpression,
+    sympy_to_tree,
+    tree_depth,
+    tree_problem,
+    tree_size,
+    tree_to_sympy,
+)
+from symbolic.vector_ops import VectorOperatorError, expression_rank
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class Candidate:
+    """A loss candidate: ``Candidate(expr, form)`` canonicalizes and validates ``expr``.
+
+    Raises ``InvalidCandidate`` (with ``.reason``) when the expression is not a valid loss of
+    the form: it evaluates to zoo/nan/oo or a complex number, uses an input of another form,
+    does not depend on the form's main input, or (softmax) is not one value per sample.
+    """
+
+    expr: sympy.Expr
+    form: Form
+    key: str = dataclasses.field(init=False)
+    tree: Tree = dataclasses.field(init=False)  # the canonical expression as primitives
+
+    def __post_init__(self):
+        if not isinstance(self.expr, sympy.Expr):
+            raise TypeError(f"Candidate takes a SymPy expression, got {type(self.expr).__name__}; "
+                            "use Candidate.parse for text")
+        form = get_form(self.form)
+        expr = canonicalize(self.expr)
+        object.__setattr__(self, "form", form)
+        object.__setattr__(self, "expr", expr)
+        object.__setattr__(self, "tree", _check_expression(expr, form))
+        object.__setattr__(self, "key", canonical_key(expr, form))
+
+    @classmethod
+    def from_tree(cls, tree: Tree, form: Form | str) -> Candidate:
+        """The candidate of a light tree; InvalidCandidate if the tree is not a valid loss."""
+        form = get_form(form)
+        problem = tree_problem(tree, form)
+        if problem is not None:
+            raise InvalidCandidate(problem)
+        return cls(tree_to_sympy(tree, form), form)
+
+    @classmethod
+    def parse(cls, text: str, form: Form | str) -> Candidate:
+        """Parse infix or the authors' prefix text (our own grammar; never eval/sympify)."""
+        from symbolic.parser import parse_tree
+
+        form = get_form(form)
+        return cls.from_tree(parse_tree(text, form), form)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Candidate) and other.key == self.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __repr__(self) -> str:
+        return f"Candidate({self.infix()!r}, form={self.form.name!r})"
+
+    @property
+    def size(self) -> int:
+        """Number of nodes of the primitive tree (operators, inputs, constants)."""
+        return tree_size(self.tree)
+
+    @property
+    def depth(self) -> int:
+        """Depth of the primitive tree (0 for a lone input)."""
+        return tree_depth(self.tree)
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """Hash of the rounded values on the form's fixed probe inputs."""
+        return fingerprint(self.expr, self.form)
+
+    def infix(self) -> str:
+        """Plain math text, e.g. ``-log(sigmoid(x))``; parses back to this candidate."""
+        from symbolic.printers import to_infix
+
+        return to_infix(self.expr)
+
+    def latex(self) -> str:
+        """LaTeX for display."""
+        from symbolic.printers import to_latex
+
+        return to_latex(self.expr)
+
+    def prefix(self) -> str:
+        """The authors' prefix format, e.g. ``Neg(Log(Sig(X)))``; parses back to this candidate."""
+        from symbolic.printers import to_prefix
+
+        return to_prefix(self.tree, self.form)
+
+    def to_jax(self):
+        """A jitted pure JAX function with the form's signature, unreduced (see DESIGN.md)."""
+        return _lowered(self)
+
+
+@functools.lru_cache(maxsize=4096)
+def _lowered(candidate: Candidate):
+    from symbolic.lowering import lower_to_jax
+
+    return lower_to_jax(candidate.expr, candidate.form)
+
+
+def _check_expression(expr: sympy.Expr, form: Form) -> Tree:
+    """The expression's primitive tree, or InvalidCandidate saying why it is not a loss of ``form``."""
+    symbols = expr.free_symbols
+    foreign = sorted(s.name for s in symbols if s not in form.symbols)
+    if foreign:
+        raise InvalidCandidate(
+            f"input(s) {', '.join(foreign)} do not belong to the {form.name} form ({', '.join(form.input_names)})"
+        )
+    if form.required not in symbols:
+        raise InvalidCandidate(f"a {form.name} loss must depend on {form.required.name}")
+    if form.vector:
+        try:
+            rank = expression_rank(expr, frozenset(form.symbols))
+        except VectorOperatorError as error:
+            raise InvalidCandidate(str(error)) from None
+        if rank != 0:
+            raise InvalidCandidate("the loss is a vector over classes; reduce it to one value per sample with dot")
+    try:
+        return sympy_to_tree(expr, form)
+    except UnsupportedExpression as error:
+        raise InvalidCandidate(str(error)) from None

@@ -1,0 +1,152 @@
+"""SymPy classes for the primitives SymPy lacks: softplus, relu, σ and the scaled S-curves.
+
+Each class knows its derivative (so CPV can differentiate candidates), its sign and range
+(so SymPy's assumption system can simplify ``Abs(sigmoid(x))`` and prove derivative signs),
+and its definition in elementary functions (``definition``), which is used for numerical
+evaluation with ``evalf`` and for rewriting.
+
+The scaled S-curves are those of the CSE-Autoloss release: each maps the real line onto
+(0, 1) with value 1/2 and slope 1/4 at 0, like σ, so they are interchangeable in a formula:
+
+    erf_s(x) = (erf(√π·x/4) + 1)/2
+    gd_s(x)  = ((4/π)·atan(tanh(π·x/8)) + 1)/2
+    alf_s(x) = ((x/2)/√(1 + (x/2)²) + 1)/2
+
+All of them are odd around 1/2: s(−x) = 1 − s(x). The canonical form uses that identity
+(see ``symbolic.canonical``), which is also why erfc needs no class of its own:
+erfc_s(x) := 1 − erf_s(x) = erf_s(−x).
+"""
+
+from __future__ import annotations
+
+import sympy
+from sympy import Rational
+
+
+class DefinedFunction(sympy.Function):
+    """A unary function with an elementary ``definition``; evaluates numerically through it."""
+
+    nargs = 1
+
+    @classmethod
+    def definition(cls, a: sympy.Expr) -> sympy.Expr:
+        """The function applied to ``a``, written with SymPy's elementary functions."""
+        raise NotImplementedError
+
+    def _eval_evalf(self, prec):
+        return self.definition(self.args[0])._eval_evalf(prec)
+
+    def _eval_is_extended_real(self):
+        return self.args[0].is_extended_real
+
+
+
+class SCurve(DefinedFunction):
+    """An S-curve s: R → (0, 1) with s(0) = 1/2, s'(0) = 1/4 and s(−x) = 1 − s(x)."""
+
+    @classmethod
+    def eval(cls, a):
+        if a.is_zero:
+            return Rational(1, 2)
+        return None
+
+    def _eval_is_positive(self):
+        return True if self.args[0].is_extended_real else None
+
+    def _eval_is_finite(self):
+        return True if self.args[0].is_extended_real else None
+
+
+class Sigmoid(SCurve):
+    """The logistic function σ(x) = 1/(1 + e^(−x))."""
+
+    @classmethod
+    def definition(cls, a):
+        return 1 / (1 + sympy.exp(-a))
+
+    def fdiff(self, argindex=1):
+        return self * (1 - self)
+
+    def _eval_rewrite_as_exp(self, a, **kwargs):
+        return self.definition(a)
+
+
+class ScaledErf(SCurve):
+    """erf_s(x) = (erf(√π·x/4) + 1)/2, the authors' ``Serf``."""
+
+    @classmethod
+    def definition(cls, a):
+        return (sympy.erf(sympy.sqrt(sympy.pi) * a / 4) + 1) / 2
+
+    def fdiff(self, argindex=1):
+        a = self.args[0]
+        return sympy.exp(-sympy.pi * a**2 / 16) / 4
+
+
+class ScaledGd(SCurve):
+    """gd_s(x) = ((4/π)·atan(tanh(π·x/8)) + 1)/2, the scaled Gudermannian, the authors' ``Sgdf``."""
+
+    @classmethod
+    def definition(cls, a):
+        return (4 / sympy.pi * sympy.atan(sympy.tanh(sympy.pi * a / 8)) + 1) / 2
+
+    def fdiff(self, argindex=1):
+        t = sympy.tanh(sympy.pi * self.args[0] / 8)
+        return (1 - t**2) / (4 * (1 + t**2))
+
+
+class ScaledAlf(SCurve):
+    """alf_s(x) = ((x/2)/√(1 + (x/2)²) + 1)/2, the scaled algebraic S-curve, the authors' ``Salf``."""
+
+    @classmethod
+    def definition(cls, a):
+        h = a / 2
+        return (h / sympy.sqrt(1 + h**2) + 1) / 2
+
+    def fdiff(self, argindex=1):
+        return (1 + self.args[0] ** 2 / 4) ** Rational(-3, 2) / 4
+
+
+class Softplus(DefinedFunction):
+    """softplus(x) = log(1 + e^x), positive, with derivative σ(x)."""
+
+    @classmethod
+    def eval(cls, a):
+        if a.is_zero:
+            return sympy.log(2)
+        return None
+
+    @classmethod
+    def definition(cls, a):
+        return sympy.log(1 + sympy.exp(a))
+
+    def fdiff(self, argindex=1):
+        return Sigmoid(self.args[0])
+
+    def _eval_is_positive(self):
+        return True if self.args[0].is_extended_real else None
+
+
+class Relu(DefinedFunction):
+    """relu(x) = max(x, 0); the identity on non-negative arguments and 0 on non-positive ones."""
+
+    @classmethod
+    def eval(cls, a):
+        if a.is_nonnegative:
+            return a
+        if a.is_nonpositive:
+            return sympy.S.Zero
+        return None
+
+    @classmethod
+    def definition(cls, a):
+        return sympy.Max(a, 0)
+
+    def fdiff(self, argindex=1):
+        return sympy.Heaviside(self.args[0], 0)
+
+    def _eval_is_nonnegative(self):
+        return True if self.args[0].is_extended_real else None
+
+
+S_CURVES: tuple[type[SCurve], ...] = (Sigmoid, ScaledErf, ScaledGd, ScaledAlf)
