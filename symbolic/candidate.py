@@ -49,7 +49,7 @@ class Candidate:
         object.__setattr__(self, "form", form)
         object.__setattr__(self, "expr", expr)
         object.__setattr__(self, "tree", _check_expression(expr, form))
-        object.__setattr__(self, "key", canonical_key(expr, form))
+        object.__setattr__(self, "key", canonical_key(self.tree, form))
 
     @classmethod
     def from_tree(cls, tree: Tree, form: Form | str) -> Candidate:
@@ -90,7 +90,7 @@ class Candidate:
     @functools.cached_property
     def fingerprint(self) -> str:
         """Hash of the rounded values on the form's fixed probe inputs."""
-        return fingerprint(self.expr, self.form)
+        return fingerprint(self.tree, self.form)
 
     def infix(self) -> str:
         """Plain math text, e.g. ``-log(sigmoid(x))``; parses back to this candidate."""

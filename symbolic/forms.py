@@ -17,6 +17,7 @@ equals w on every input the form admits, so Q is read as w and w is printed as Q
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 import sympy
@@ -133,6 +134,15 @@ FORMS: dict[str, Form] = {
         description="box regression on aligned pairs: (i[N], u[N], e[N]) -> [N]",
     ),
 }
+
+
+@functools.cache
+def probe_inputs(form_name: str) -> dict[str, np.ndarray]:
+    """The default probe inputs of a form, computed once and read-only (for fingerprints)."""
+    inputs = FORMS[form_name].probe_inputs()
+    for array in inputs.values():
+        array.setflags(write=False)
+    return inputs
 
 
 def get_form(name: str | Form) -> Form:

@@ -19,22 +19,40 @@ erfc_s(x) := 1 − erf_s(x) = erf_s(−x).
 
 from __future__ import annotations
 
+import mpmath
 import sympy
 from sympy import Rational
 
 
 class DefinedFunction(sympy.Function):
-    """A unary function with an elementary ``definition``; evaluates numerically through it."""
+    """A unary function with an elementary ``definition`` and a stable numerical evaluation.
+
+    ``evalf`` does not go through the definition: (erf(t) + 1)/2 cancels catastrophically
+    for negative t, and SymPy's automatic evaluation relies on ``evalf`` to decide whether a
+    constant is 0 (cos(erf_s(−e²)) would become cos(0) = 1). Each class computes its value
+    with ``mpmath`` in a form free of cancellation, with guard digits.
+    """
 
     nargs = 1
+    GUARD_BITS = 30
 
     @classmethod
     def definition(cls, a: sympy.Expr) -> sympy.Expr:
         """The function applied to ``a``, written with SymPy's elementary functions."""
         raise NotImplementedError
 
+    @staticmethod
+    def mp_value(a: mpmath.mpf) -> mpmath.mpf:
+        """The function of a real ``mpmath`` number, free of cancellation."""
+        raise NotImplementedError
+
     def _eval_evalf(self, prec):
-        return self.definition(self.args[0])._eval_evalf(prec)
+        arg = self.args[0]._eval_evalf(prec + self.GUARD_BITS)
+        if arg is None or not arg.is_Float:
+            return None
+        with mpmath.workprec(prec + self.GUARD_BITS):
+            value = self.mp_value(mpmath.mpf(arg._mpf_))
+        return sympy.Float._new(value._mpf_, prec)
 
     def _eval_is_extended_real(self):
         return self.args[0].is_extended_real
@@ -64,6 +82,10 @@ class Sigmoid(SCurve):
     def definition(cls, a):
         return 1 / (1 + sympy.exp(-a))
 
+    @staticmethod
+    def mp_value(a):
+        return 1 / (1 + mpmath.exp(-a))
+
     def fdiff(self, argindex=1):
         return self * (1 - self)
 
@@ -78,6 +100,10 @@ class ScaledErf(SCurve):
     def definition(cls, a):
         return (sympy.erf(sympy.sqrt(sympy.pi) * a / 4) + 1) / 2
 
+    @staticmethod
+    def mp_value(a):
+        return mpmath.erfc(-mpmath.sqrt(mpmath.pi) * a / 4) / 2
+
     def fdiff(self, argindex=1):
         a = self.args[0]
         return sympy.exp(-sympy.pi * a**2 / 16) / 4
@@ -89,6 +115,10 @@ class ScaledGd(SCurve):
     @classmethod
     def definition(cls, a):
         return (4 / sympy.pi * sympy.atan(sympy.tanh(sympy.pi * a / 8)) + 1) / 2
+
+    @staticmethod
+    def mp_value(a):
+        return 2 / mpmath.pi * mpmath.atan(mpmath.exp(mpmath.pi * a / 4))  # = the definition, via gd
 
     def fdiff(self, argindex=1):
         t = sympy.tanh(sympy.pi * self.args[0] / 8)
@@ -102,6 +132,12 @@ class ScaledAlf(SCurve):
     def definition(cls, a):
         h = a / 2
         return (h / sympy.sqrt(1 + h**2) + 1) / 2
+
+    @staticmethod
+    def mp_value(a):
+        h = a / 2
+        s = mpmath.sqrt(1 + h * h)
+        return 1 / (2 * s * (s - h)) if h < 0 else (s + h) / (2 * s)  # (s + h)(s − h) = 1
 
     def fdiff(self, argindex=1):
         return (1 + self.args[0] ** 2 / 4) ** Rational(-3, 2) / 4
@@ -119,6 +155,10 @@ class Softplus(DefinedFunction):
     @classmethod
     def definition(cls, a):
         return sympy.log(1 + sympy.exp(a))
+
+    @staticmethod
+    def mp_value(a):
+        return mpmath.log1p(mpmath.exp(a))
 
     def fdiff(self, argindex=1):
         return Sigmoid(self.args[0])
@@ -141,6 +181,10 @@ class Relu(DefinedFunction):
     @classmethod
     def definition(cls, a):
         return sympy.Max(a, 0)
+
+    @staticmethod
+    def mp_value(a):
+        return mpmath.mpf(a) if a > 0 else mpmath.mpf(0)
 
     def fdiff(self, argindex=1):
         return sympy.Heaviside(self.args[0], 0)

@@ -82,7 +82,10 @@ class Program:
             name = expr.name
             return self._emit(lambda inputs: inputs[name])
         if expr.is_number:
-            value = complex(expr.evalf())
+            try:
+                value = complex(expr.evalf())
+            except (TypeError, ValueError) as error:
+                raise LoweringError(f"constant {expr} has no numeric value: {error}") from None
             if value.imag != 0 or not np.isfinite(value.real):
                 raise LoweringError(f"constant {expr} is not a finite real number")
             constant = value.real

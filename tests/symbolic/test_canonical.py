@@ -2,13 +2,14 @@
 
 import time
 
+import numpy as np
 import pytest
 import sympy
 
 from symbolic.candidate import Candidate
-from symbolic.canonical import Deduplicator, InvalidCandidate, bounded_simplify, canonicalize
+from symbolic.canonical import Deduplicator, InvalidCandidate, bounded_simplify, canonicalize, fingerprint_rows
 from symbolic.forms import FORMS, e, i, u, w, x, y
-from symbolic.functions import ScaledErf, ScaledGd, Sigmoid, Softplus
+from symbolic.functions import Relu, ScaledErf, ScaledGd, Sigmoid, Softplus
 from symbolic.vector_ops import Dot, Softmax
 
 
@@ -53,6 +54,21 @@ def test_the_fingerprint_collapses_what_sympy_does_not():
 def test_different_functions_have_different_fingerprints():
     fingerprints = {sig(f).fingerprint for f in (x, 2 * x, x + 1, x * y, x * w, Sigmoid(x), Softplus(x))}
     assert len(fingerprints) == 7
+
+
+def test_fingerprint_rounding_ignores_round_off_and_tells_non_finite_kinds_apart():
+    base = np.array([1.0, -2.5, 1e-300, 7.0])
+    rows = fingerprint_rows(np.stack([base, base * (1 + 1e-13), base * (1 + 1e-5)]))
+    assert rows[0] == rows[1] != rows[2]
+    kinds = fingerprint_rows(np.array([[np.nan], [np.inf], [-np.inf], [0.0]]))
+    assert len(set(kinds)) == 4
+
+
+def test_constant_subexpressions_must_be_real():
+    for bad in (x + sympy.sqrt(sympy.cos(3) - 1), x + Relu(sympy.sqrt(sympy.cos(2)))):
+        with pytest.raises(InvalidCandidate, match="real"):
+            Candidate(bad, "sigmoid")
+    assert Candidate(x + sympy.log(2), "sigmoid").size == 4
 
 
 def test_keys_depend_on_the_form():

@@ -1,0 +1,1 @@
+"""The search and the user's surface: configuration, evolution, proxy evaluation, export, CLI."""

@@ -1,0 +1,131 @@
+"""The ``autoloss`` command line.
+
+Every command prints a human-readable report, or with ``--json`` exactly one JSON object on
+stdout and nothing else there. Errors in what the user typed (a formula, a form, a flag)
+go to stderr as one message with exit code 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from symbolic.candidate import Candidate
+from symbolic.canonical import InvalidCandidate
+from symbolic.forms import FORMS
+from symbolic.parser import ParseError
+from symbolic.zoo import KNOWN_LOSSES
+
+USAGE_ERRORS = (ParseError, InvalidCandidate, ValueError)
+
+
+def describe(candidate: Candidate) -> dict:
+    """The JSON-ready description of a candidate: its printed forms and identity."""
+    return {
+        "form": candidate.form.name,
+        "infix": candidate.infix(),
+        "prefix": candidate.prefix(),
+        "latex": candidate.latex(),
+        "key": candidate.key,
+        "fingerprint": candidate.fingerprint,
+        "size": candidate.size,
+        "depth": candidate.depth,
+    }
+
+
+def run_show(args: argparse.Namespace) -> dict:
+    """``autoloss show EXPR --form F``: the canonical candidate of a formula."""
+    return describe(Candidate.parse(args.expr, args.form))
+
+
+def format_show(report: dict) -> str:
+    """Text report of ``show``."""
+    width = max(map(len, report))
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in report.items())
+
+
+def run_zoo(args: argparse.Namespace) -> dict:
+    """``autoloss zoo``: the known losses with their canonical forms."""
+    losses = []
+    for loss in KNOWN_LOSSES.values():
+        losses.append({"name": loss.name, "description": loss.description, "source": loss.source,
+                       **describe(loss.candidate)})
+    return {"losses": losses}
+
+
+def format_zoo(report: dict) -> str:
+    """Text table of ``zoo``: name, form, size and canonical formula of every known loss."""
+    rows = [("name", "form", "size", "formula")]
+    rows += [(loss["name"], loss["form"], str(loss["size"]), loss["infix"]) for loss in report["losses"]]
+    widths = [max(len(row[k]) for row in rows) for k in range(3)]
+    lines = [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}  {d}" for a, b, c, d in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+Command = tuple[Callable[[argparse.Namespace], dict], Callable[[dict], str]]
+COMMANDS: dict[str, Command] = {
+    "show": (run_show, format_show),
+    "zoo": (run_zoo, format_zoo),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="autoloss", description="Search and inspect loss functions "
+                                     "for object detection (CSE-Autoloss).")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    json_flag = argparse.ArgumentParser(add_help=False)
+    json_flag.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    show = sub.add_parser("show", parents=[json_flag], help="canonical form, LaTeX, prefix and key of a formula")
+    show.add_argument("expr", help="infix math (-log(sigmoid(x))) or the authors' prefix format (Neg(Log(Sig(X))))")
+    show.add_argument("--form", required=True, choices=sorted(FORMS), help="the loss form the formula belongs to")
+
+    sub.add_parser("zoo", parents=[json_flag], help="the known losses: baselines and published CSE-Autoloss losses")
+    return parser
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> set[str]:
+    options = set()
+    for action in parser._actions:
+        options.update(action.option_strings)
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                options |= _option_strings(subparser)
+    return options
+
+
+def protect_formulas(argv: Sequence[str], options: set[str]) -> list[str]:
+    """Let formulas that start with '-' (``-log(sigmoid(x))``) through argparse as positionals.
+
+    argparse takes any token starting with '-' for an option; a leading space (which the
+    formula grammar ignores) makes it a positional without changing its meaning or order.
+    """
+    protected, after_double_dash = [], False
+    for token in argv:
+        after_double_dash = after_double_dash or token == "--"
+        is_formula = not after_double_dash and token.startswith("-") and token.split("=")[0] not in options
+        protected.append(f" {token}" if is_formula else token)
+    return protected
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 ok, 2 bad input)."""
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(protect_formulas(argv, _option_strings(parser)))
+    run, format_text = COMMANDS[args.command]
+    try:
+        report = run(args)
+    except USAGE_ERRORS as error:
+        print(f"autoloss {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(report) if args.json else format_text(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

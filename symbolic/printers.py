@@ -1,0 +1,127 @@
+"""Printers generated from the operator table: infix text, LaTeX and the authors' prefix format.
+
+``to_infix`` and ``to_latex`` subclass SymPy's printers, which keep handling the precedence
+of Add, Mul, Pow and rationals; the node of every table operator with a SymPy head prints
+through a method generated from its table entry. ``to_infix`` output is read back by
+``symbolic.parser``, so it refuses anything the parser would not understand. ``to_prefix``
+prints a light tree in the authors' format, e.g. ``Neg(Log(Sig(X)))``.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import sympy
+from sympy.printing.latex import LatexPrinter
+from sympy.printing.str import StrPrinter
+
+from symbolic.forms import Form, get_form
+from symbolic.operators import BY_HEAD, OPERATORS, Operator
+from symbolic.tree import Tree, UnsupportedExpression
+
+
+def _is_square_root_power(exponent: sympy.Expr) -> bool:
+    """True for rational exponents n/2^k, the only ones the operators can write."""
+    return exponent.is_Rational and exponent.q & (exponent.q - 1) == 0
+
+
+def _printable(expr: sympy.Basic) -> bool:
+    if expr.is_Symbol or expr.is_Rational or expr.is_Add or expr.is_Mul or expr is sympy.S.Exp1:
+        return True
+    if expr.is_Pow:
+        return _is_square_root_power(expr.exp)
+    return type(expr) in BY_HEAD
+
+
+def _check_printable(expr: sympy.Expr) -> None:
+    """Raise UnsupportedExpression for any node the parser could not read back."""
+    stack = [expr]  # iterative: printing itself already costs several frames per level
+    while stack:
+        node = stack.pop()
+        if not _printable(node):
+            raise UnsupportedExpression(
+                f"cannot print {node} as a formula: {type(node).__name__} is not an operator of the search "
+                "space (nor a sum, product, power n/2^k, input or rational constant)"
+            )
+        stack.extend(node.args)
+
+
+class InfixPrinter(StrPrinter):
+    """Plain math text over the table's infix names; ``**`` for powers, ``exp(1)`` for e."""
+
+    def _print_Exp1(self, expr) -> str:
+        return "exp(1)"
+
+
+class TableLatexPrinter(LatexPrinter):
+    """LaTeX with each table operator's own template (σ, softmax, the scaled S-curves, ...)."""
+
+
+def _printed_args(printer, expr) -> list[str]:
+    # No comprehension for the common unary case: a frame fewer per nesting level.
+    if len(expr.args) == 1:
+        return [printer._print(expr.args[0])]
+    return [printer._print(arg) for arg in expr.args]
+
+
+def _infix_method(op: Operator):
+    def print_operator(self, expr) -> str:
+        return f"{op.name}({', '.join(_printed_args(self, expr))})"
+
+    return print_operator
+
+
+def _latex_method(op: Operator):
+    def print_operator(self, expr, exp=None) -> str:
+        text = op.latex.format(*_printed_args(self, expr))
+        # SymPy prints a power of a function by passing the exponent here.
+        return text if exp is None else rf"\left({text}\right)^{{{exp}}}"
+
+    return print_operator
+
+
+for _op in OPERATORS.values():
+    if _op.head is not None:
+        setattr(InfixPrinter, f"_print_{_op.head.__name__}", _infix_method(_op))
+        if _op.latex is not None:
+            setattr(TableLatexPrinter, f"_print_{_op.head.__name__}", _latex_method(_op))
+
+
+def to_infix(expr: sympy.Expr) -> str:
+    """Plain math text for ``expr`` that ``symbolic.parser.parse_tree`` reads back exactly."""
+    _check_printable(expr)
+    return InfixPrinter().doprint(expr)
+
+
+def to_latex(expr: sympy.Expr) -> str:
+    """LaTeX for ``expr``, using the operator table's templates."""
+    return TableLatexPrinter().doprint(expr)
+
+
+def to_prefix(tree: Tree, form: Form | str) -> str:
+    """The authors' prefix format of a light tree, e.g. ``Neg(Dot(Y,Log(Softmax(X))))``."""
+    form = get_form(form)
+    if isinstance(tree, tuple):
+        op = OPERATORS.get(tree[0])
+        if op is None:
+            raise ValueError(f"unknown operator {tree[0]!r} in a light tree")
+        return f"{op.prefix}({','.join(to_prefix(child, form) for child in tree[1:])})"
+    if isinstance(tree, str):
+        try:
+            return form.authors_names[tree]
+        except KeyError:
+            raise ValueError(f"{tree!r} is not an input of the {form.name} form") from None
+    if isinstance(tree, bool) or not isinstance(tree, int | Fraction) or tree < 0:
+        raise ValueError(f"constant {tree!r} must be a non-negative integer or fraction")
+    if isinstance(tree, Fraction) and tree.denominator != 1:
+        return f"Div({tree.numerator},{tree.denominator})"
+    return str(int(tree))
+
+
+def tree_to_infix(tree: Tree) -> str:
+    """A light tree as nested calls of the infix names, e.g. ``neg(log(sigmoid(x)))``; for debugging."""
+    if isinstance(tree, tuple):
+        return f"{tree[0]}({', '.join(tree_to_infix(child) for child in tree[1:])})"
+    if isinstance(tree, Fraction) and tree.denominator != 1:
+        return f"{tree.numerator}/{tree.denominator}"
+    return str(tree)
