@@ -91,7 +91,7 @@ def _safe_log(B, a):
 
 def _safe_div(B, a, b):
     xp = B.xp
-    safe = xp.where(xp.abs(b) > DIV_FLOOR, b, xp.where(b < 0, -DIV_FLOOR, DIV_FLOOR))
+    safe = xp.where(xp.abs(b) > DIV_FLOOR, b, xp.copysign(DIV_FLOOR, b))  # −0.0 keeps its sign
     return a / safe
 
 

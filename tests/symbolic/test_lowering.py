@@ -126,3 +126,24 @@ def test_lowered_function_is_pure_and_composable():
 def test_unsupported_constructs_are_reported():
     with pytest.raises(LoweringError):
         lower_to_jax(sympy.gamma(x), FORMS["sigmoid"])(jnp.ones(2), jnp.ones(2), jnp.ones(2))
+
+
+@pytest.mark.parametrize("form_name", sorted(FORMS))
+def test_random_candidates_lower_to_the_same_values_as_their_numpy_evaluation(form_name):
+    import random
+
+    from symbolic.variation import random_candidate
+
+    form = FORMS[form_name]
+    rng = random.Random(17)
+    inputs = form.probe_inputs(64, seed=2)
+    compared = 0
+    with jax.enable_x64(True):  # in float64 the guards act at the same points as in NumPy
+        for _ in range(40):
+            candidate = random_candidate(rng, form)
+            want = evaluate_numpy(candidate.expr, form, inputs)
+            got = np.asarray(lower_to_jax(candidate.expr, form)(*(inputs[n] for n in form.input_names)))
+            ok = np.isfinite(want) & (np.abs(want) < 1e8)
+            np.testing.assert_allclose(got[ok], want[ok], rtol=1e-9, atol=1e-9, err_msg=candidate.infix())
+            compared += ok.sum()
+    assert compared > 40 * 64 * 0.9
