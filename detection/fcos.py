@@ -1,0 +1,198 @@
+"""FCOS-style one-stage detector (Tian et al. 2019) in ``flax.linen``: config, head, model, inference.
+
+Following the CSE-Autoloss authors' FCOS (paper sec. 4 and their release), the centerness
+branch is replaced by an *IoU-quality* branch: it predicts the IoU between a positive point's
+decoded box and its target (trained with BCE toward the detached IoU, see
+:func:`detection.fcos_loss.fcos_loss`), sits on the regression tower ("centerness on reg"), and
+at inference multiplies the class probability: ``score = sigmoid(cls) * sigmoid(quality)``.
+That product is what their release computes (``multiclass_nms(..., score_factors=quality)``
+multiplies scores by the factor before the score threshold); no square root is taken.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from detection.backbone import BACKBONES, FPN, ResNet, norm, normalize_images
+from detection.boxes import Detections, batched_nms, clip_boxes, decode_ltrb
+from detection.fcos_targets import FeaturePoints, default_size_ranges, feature_points
+
+
+@dataclasses.dataclass(frozen=True)
+class FCOSConfig:
+    """Static description of an FCOS detector; hashable, so it can be a jit static argument.
+
+    The defaults are the tiny CPU model (128x128 images, three levels P3-P5, 32-wide FPN and
+    head, one conv per head tower). The FCOS paper setting is ``backbone="resnet50",
+    fpn_width=256, head_convs=4, strides=(8, 16, 32, 64, 128)`` at 800-pixel images.
+    """
+
+    num_classes: int = 80
+    image_size: int | tuple[int, int] = 128  # (height, width) or a square side
+    backbone: str = "tiny"  # a key of detection.backbone.BACKBONES
+    fpn_width: int = 32  # also the head width
+    head_convs: int = 1  # conv + GroupNorm + ReLU layers per head tower (4 in FCOS)
+    strides: tuple[int, ...] = (8, 16, 32)
+    size_ranges: tuple[tuple[float, float], ...] | None = None  # None: FCOS rule, see default_size_ranges
+    center_sampling_radius: float | None = 1.5  # in strides; None disables center sampling
+    regression: str = "relu"  # "relu": relu(s x) * stride (FCOS norm_reg_targets); "exp": exp(s x) * stride
+    score_threshold: float = 0.05
+    nms_iou_threshold: float = 0.6
+    max_detections: int = 100
+    pre_nms_top_k: int = 1000  # highest-scoring (point, class) pairs that enter NMS
+    prior_prob: float = 0.01  # initial foreground probability of the classifier (focal loss paper)
+
+    def __post_init__(self):
+        if isinstance(self.image_size, int):
+            object.__setattr__(self, "image_size", (self.image_size, self.image_size))
+        object.__setattr__(self, "image_size", tuple(self.image_size))
+        object.__setattr__(self, "strides", tuple(self.strides))
+        if self.size_ranges is None:
+            object.__setattr__(self, "size_ranges", default_size_ranges(self.strides))
+        object.__setattr__(self, "size_ranges", tuple(tuple(map(float, r)) for r in self.size_ranges))
+        if self.backbone not in BACKBONES:
+            raise ValueError(
+                f"FCOSConfig.backbone={self.backbone!r} is unknown; choose one of {sorted(BACKBONES)}"
+            )
+        if self.regression not in ("relu", "exp"):
+            raise ValueError(f"FCOSConfig.regression={self.regression!r}; choose 'relu' or 'exp'")
+        if len(self.size_ranges) != len(self.strides):
+            raise ValueError(
+                f"FCOSConfig has {len(self.strides)} strides but {len(self.size_ranges)} size ranges; "
+                "give one (low, high) range per level"
+            )
+
+    @property
+    def points(self) -> FeaturePoints:
+        """Return the feature points of every level for this config's image size."""
+        return _cached_points(self.image_size, self.strides, self.size_ranges)
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_points(image_size, strides, size_ranges) -> FeaturePoints:
+    return feature_points(image_size, strides, size_ranges)
+
+
+class FCOSOutputs(NamedTuple):
+    """Raw detector outputs over all points of all levels."""
+
+    cls_logits: jax.Array  # [B, P, C]
+    ltrb: jax.Array  # [B, P, 4] distances in pixels, >= 0
+    quality_logits: jax.Array  # [B, P], logit of the predicted IoU
+
+
+class FCOSHead(nn.Module):
+    """Head shared across levels: a classification tower and a regression tower with the quality branch."""
+
+    config: FCOSConfig
+
+    @nn.compact
+    def __call__(self, features: list[jax.Array]) -> FCOSOutputs:
+        cfg = self.config
+        conv = functools.partial(nn.Conv, kernel_size=(3, 3), kernel_init=nn.initializers.normal(0.01))
+        cls_tower = [
+            (conv(cfg.fpn_width, name=f"cls_conv{i}"), norm(cfg.fpn_width, f"cls_norm{i}"))
+            for i in range(cfg.head_convs)
+        ]
+        reg_tower = [
+            (conv(cfg.fpn_width, name=f"reg_conv{i}"), norm(cfg.fpn_width, f"reg_norm{i}"))
+            for i in range(cfg.head_convs)
+        ]
+        # Bias so that sigmoid(logit) = prior_prob at init (Lin et al. 2017, sec. 4.1).
+        prior_bias = -math.log((1.0 - cfg.prior_prob) / cfg.prior_prob)
+        cls_out = conv(cfg.num_classes, name="cls_logits", bias_init=nn.initializers.constant(prior_bias))
+        reg_out = conv(4, name="ltrb")
+        quality_out = conv(1, name="quality")
+        cls_all, ltrb_all, quality_all = [], [], []
+        for level, (feature, stride) in enumerate(zip(features, cfg.strides, strict=True)):
+            cls_feature, reg_feature = feature, feature
+            for layer, layer_norm in cls_tower:
+                cls_feature = nn.relu(layer_norm(layer(cls_feature)))
+            for layer, layer_norm in reg_tower:
+                reg_feature = nn.relu(layer_norm(layer(reg_feature)))
+            scale = self.param(f"scale_{level}", nn.initializers.ones, ())
+            raw = scale * reg_out(reg_feature)
+            ltrb = (nn.relu(raw) if cfg.regression == "relu" else jnp.exp(jnp.minimum(raw, 20.0))) * stride
+            batch = feature.shape[0]
+            cls_all.append(cls_out(cls_feature).reshape(batch, -1, cfg.num_classes))
+            ltrb_all.append(ltrb.reshape(batch, -1, 4))
+            quality_all.append(quality_out(reg_feature).reshape(batch, -1))
+        return FCOSOutputs(
+            jnp.concatenate(cls_all, axis=1),
+            jnp.concatenate(ltrb_all, axis=1),
+            jnp.concatenate(quality_all, axis=1),
+        )
+
+
+class FCOS(nn.Module):
+    """FCOS detector: ResNet-style backbone, FPN, shared head; images ``[B, H, W, 3]`` in [0, 1]."""
+
+    config: FCOSConfig
+
+    @nn.compact
+    def __call__(self, images: jax.Array) -> FCOSOutputs:
+        cfg = self.config
+        features = ResNet(BACKBONES[cfg.backbone], name="backbone")(normalize_images(images))
+        pyramid = FPN(cfg.fpn_width, cfg.strides, name="fpn")(features)
+        return FCOSHead(cfg, name="head")(pyramid)
+
+
+def init_params(config: FCOSConfig, key: jax.Array) -> dict:
+    """Return freshly initialized detector parameters (a plain pytree) for ``config``."""
+    if not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.wrap_key_data(key)  # legacy uint32 key from jax.random.PRNGKey
+    return _compiled_init(config)(key)
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_init(config: FCOSConfig):
+    # Initialization runs once, so it is compiled without backend optimization: compiling the
+    # dozens of per-parameter PRNG calls optimized takes several times longer than running them.
+    dummy = jnp.zeros((1, *config.image_size, 3), jnp.float32)
+    init = jax.jit(lambda key: FCOS(config).init(key, dummy)["params"])
+    lowered = init.lower(jax.ShapeDtypeStruct((), jax.random.key(0).dtype))
+    return lowered.compile(compiler_options={"xla_backend_optimization_level": 0})
+
+
+def apply_model(params: dict, images: jax.Array, config: FCOSConfig) -> FCOSOutputs:
+    """Return the raw outputs of the detector for a batch of images."""
+    return FCOS(config).apply({"params": params}, images)
+
+
+def decode_outputs(outputs: FCOSOutputs, config: FCOSConfig) -> tuple[jax.Array, jax.Array]:
+    """Return decoded boxes ``[B, P, 4]`` (clipped to the image) and scores ``[B, P, C]``."""
+    points = jnp.asarray(config.points.points)
+    boxes = clip_boxes(decode_ltrb(points[None], outputs.ltrb), *config.image_size)
+    scores = jax.nn.sigmoid(outputs.cls_logits) * jax.nn.sigmoid(outputs.quality_logits)[..., None]
+    return boxes, scores
+
+
+@functools.partial(jax.jit, static_argnames=("config",))
+def predict(params: dict, images: jax.Array, config: FCOSConfig) -> Detections:
+    """Return the top ``max_detections`` detections per image after class-aware NMS (static shapes).
+
+    Scores below ``score_threshold`` are dropped, then at most ``pre_nms_top_k`` (point, class)
+    pairs enter NMS at ``nms_iou_threshold``. Output: boxes ``[B, 100, 4]``, scores, classes and
+    valid ``[B, 100]``.
+    """
+    boxes, scores = decode_outputs(apply_model(params, images, config), config)
+    batch, num_points, num_classes = scores.shape
+    flat_scores = scores.reshape(batch, -1)
+    top_k = min(config.pre_nms_top_k, flat_scores.shape[1])
+    top_scores, top_index = jax.lax.top_k(flat_scores, top_k)
+    top_boxes = jnp.take_along_axis(boxes, (top_index // num_classes)[..., None], axis=1)
+    return batched_nms(
+        top_boxes,
+        top_scores,
+        (top_index % num_classes).astype(jnp.int32),
+        top_scores > config.score_threshold,
+        iou_threshold=config.nms_iou_threshold,
+        max_output=config.max_detections,
+    )

@@ -1,0 +1,125 @@
+"""FCOS loss assembly with plug points for any classification and regression loss.
+
+Weighting and normalization follow the CSE-Autoloss authors' FCOS head (their release of
+``fcos_head.py`` and ``get_loss.py``):
+
+- classification: the ``sigmoid``-form loss summed over all points and classes, divided by
+  ``num_positives + num_images`` (their ``avg_factor``; the ``+ num_images`` keeps it >= 1).
+- regression: the loss of each positive weighted by its detached IoU (clamped at 1e-7), divided
+  by the sum of those weights; well-localized points count more, and the scale of the loss does
+  not depend on how many points are positive.
+- quality: BCE of the quality logit toward the detached IoU, mean over positives.
+
+Boxes for the IoU and the regression loss are decoded in *stride units* (ltrb / stride), the
+FCOS ``norm_reg_targets`` convention the authors trained with: the areas ``(i, u, e)`` a
+searched ``reg`` loss sees are in stride², and like their release ``AREA_EPS`` is added to ``u``
+and ``e``. IoU itself does not depend on this choice; loss forms with constants (``i + 2``) do.
+
+Under ``jit`` with a data-sharded batch every sum above is global, so the normalizers are the
+totals over all devices, as the per-device average in a data-parallel run would give.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from detection.boxes import aligned_areas, decode_ltrb
+from detection.fcos import FCOSConfig, FCOSOutputs, apply_model
+from detection.fcos_targets import assign_targets_batch
+from detection.losses import (
+    AREA_EPS,
+    RegLoss,
+    as_cls_loss,
+    as_reg_loss,
+    binary_cross_entropy,
+    is_builtin_focal,
+)
+
+# Lower clamp of the IoU used as a weight, as in the authors' release (keeps the weight sum > 0).
+MIN_IOU_WEIGHT = 1e-7
+# Box substituted on non-positive points before the regression loss: finite for any sane loss,
+# so the masked-out entries cannot leak NaN into the gradient (double-where trick).
+_PLACEHOLDER_BOX = np.array([-0.5, -0.5, 0.5, 0.5], np.float32)
+
+
+def regression_loss_values(reg_loss: RegLoss, pred_boxes: jax.Array, target_boxes: jax.Array) -> jax.Array:
+    """Return the per-pair loss of aligned boxes ``[..., 4]``, adding ``AREA_EPS`` to u and e for reg form."""
+    if reg_loss.takes_boxes:
+        return reg_loss.fn(pred_boxes, target_boxes)
+    inter, union, enclosing = aligned_areas(pred_boxes, target_boxes)
+    return reg_loss.fn(inter, union + AREA_EPS, enclosing + AREA_EPS)
+
+
+def fcos_loss(
+    outputs: FCOSOutputs,
+    batch: dict,
+    config: FCOSConfig,
+    *,
+    cls_loss: str | Callable[..., jax.Array] = "focal",
+    reg_loss: str | RegLoss | Callable[..., jax.Array] = "giou",
+    alpha_balance: float | None = None,
+    reg_weight: float = 1.0,
+    quality_weight: float = 1.0,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Return the total FCOS loss and its components for raw ``outputs`` on ``batch``.
+
+    ``cls_loss`` is any ``sigmoid``-form callable ``(x, y, w)`` (or a ``CLS_LOSSES`` name): x the
+    ``[B, P, C]`` logits, y the one-hot labels (zero rows on background), w the detached IoU of
+    the decoded prediction with its target at the positive class entry, 0 elsewhere.
+    ``reg_loss`` is a ``reg``-form callable ``(i, u, e)``, a :class:`RegLoss` or a ``REG_LOSSES``
+    name. ``alpha_balance`` multiplies the classification loss by ``alpha`` on positive entries
+    and ``1 - alpha`` on negatives, as the authors wrapped their searched losses (0.25); it is
+    not applied to the built-in focal loss, which already balances inside.
+    """
+    cls_fn = as_cls_loss(cls_loss)
+    reg = as_reg_loss(reg_loss)
+    points = config.points
+    targets = assign_targets_batch(points, batch, radius=config.center_sampling_radius)
+    positive = targets.positive
+    num_images = outputs.cls_logits.shape[0]
+    num_positive = jnp.sum(positive).astype(jnp.float32)
+
+    strides = jnp.asarray(points.strides)[None, :, None]
+    origin = jnp.zeros(2, jnp.float32)
+    pred_boxes = jnp.where(positive[..., None], decode_ltrb(origin, outputs.ltrb / strides), _PLACEHOLDER_BOX)
+    target_boxes = jnp.where(
+        positive[..., None], decode_ltrb(origin, targets.ltrb / strides), _PLACEHOLDER_BOX
+    )
+    inter, union, _ = aligned_areas(pred_boxes, target_boxes)
+    iou = jax.lax.stop_gradient(inter / (union + AREA_EPS))
+    iou_weight = jnp.where(positive, jnp.maximum(iou, MIN_IOU_WEIGHT), 0.0)
+
+    one_hot = jax.nn.one_hot(targets.labels, config.num_classes, dtype=outputs.cls_logits.dtype)
+    cls_values = cls_fn(outputs.cls_logits, one_hot, one_hot * iou_weight[..., None])
+    if alpha_balance is not None and not is_builtin_focal(cls_fn):
+        cls_values = (alpha_balance * one_hot + (1.0 - alpha_balance) * (1.0 - one_hot)) * cls_values
+    loss_cls = jnp.sum(cls_values) / (num_positive + num_images)
+
+    reg_values = regression_loss_values(reg, pred_boxes, target_boxes)
+    weight_sum = jnp.maximum(jnp.sum(iou_weight), MIN_IOU_WEIGHT)
+    loss_reg = jnp.sum(jnp.where(positive, iou_weight * reg_values, 0.0)) / weight_sum
+
+    quality_values = binary_cross_entropy(outputs.quality_logits, iou_weight)
+    loss_quality = jnp.sum(jnp.where(positive, quality_values, 0.0)) / jnp.maximum(num_positive, 1.0)
+
+    total = loss_cls + reg_weight * loss_reg + quality_weight * loss_quality
+    metrics = {
+        "loss": total,
+        "loss_cls": loss_cls,
+        "loss_reg": loss_reg,
+        "loss_quality": loss_quality,
+        "num_positive": num_positive,
+        "mean_iou": jnp.sum(jnp.where(positive, iou, 0.0)) / jnp.maximum(num_positive, 1.0),
+    }
+    return total, metrics
+
+
+def fcos_loss_from_params(
+    params: dict, batch: dict, config: FCOSConfig, **loss_options
+) -> tuple[jax.Array, dict]:
+    """Return :func:`fcos_loss` after running the detector with ``params`` on ``batch["images"]``."""
+    return fcos_loss(apply_model(params, batch["images"], config), batch, config, **loss_options)
