@@ -16,6 +16,7 @@ from symbolic.candidate import Candidate
 from symbolic.canonical import InvalidCandidate
 from symbolic.forms import FORMS
 from symbolic.parser import ParseError
+from symbolic.verify import format_verdict, verify
 from symbolic.zoo import KNOWN_LOSSES
 
 USAGE_ERRORS = (ParseError, InvalidCandidate, ValueError)
@@ -46,28 +47,55 @@ def format_show(report: dict) -> str:
     return "\n".join(f"{name:<{width}}  {value}" for name, value in report.items())
 
 
+def run_verify(args: argparse.Namespace) -> dict:
+    """``autoloss verify EXPR --form F``: the convergence-property verdict of a formula."""
+    candidate = Candidate.parse(args.expr, args.form)
+    return {"candidate": describe(candidate), "verdict": verify(candidate, time_budget=args.time_budget).to_dict()}
+
+
+def format_verify(report: dict) -> str:
+    """Text report of ``verify``: the verdict, one line per property."""
+    from symbolic.verify import Verdict
+
+    return format_verdict(Verdict.from_json(report["verdict"]))
+
+
+def _cpv_summary(verdict: dict) -> str:
+    statuses = [p["status"] for p in verdict["properties"] if p["required"]]
+    if not verdict["passed"]:
+        return "FAILED " + ",".join(verdict_failed(verdict))
+    return f"passed ({statuses.count('proved')}/{len(statuses)} proved)"
+
+
+def verdict_failed(verdict: dict) -> list[str]:
+    """Names of the required properties a verdict dict failed."""
+    return [p["name"] for p in verdict["properties"] if p["required"] and p["status"] == "failed"]
+
+
 def run_zoo(args: argparse.Namespace) -> dict:
-    """``autoloss zoo``: the known losses with their canonical forms."""
+    """``autoloss zoo``: the known losses with their canonical forms and CPV verdicts."""
     losses = []
     for loss in KNOWN_LOSSES.values():
         losses.append({"name": loss.name, "description": loss.description, "source": loss.source,
-                       **describe(loss.candidate)})
+                       **describe(loss.candidate), "verdict": verify(loss.candidate).to_dict()})
     return {"losses": losses}
 
 
 def format_zoo(report: dict) -> str:
-    """Text table of ``zoo``: name, form, size and canonical formula of every known loss."""
-    rows = [("name", "form", "size", "formula")]
-    rows += [(loss["name"], loss["form"], str(loss["size"]), loss["infix"]) for loss in report["losses"]]
-    widths = [max(len(row[k]) for row in rows) for k in range(3)]
-    lines = [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}  {d}" for a, b, c, d in rows]
-    lines.insert(1, "-" * len(lines[0]))
+    """Text table of ``zoo``: name, form, size, CPV verdict and canonical formula of every known loss."""
+    rows = [("name", "form", "size", "CPV", "formula")]
+    rows += [(loss["name"], loss["form"], str(loss["size"]), _cpv_summary(loss["verdict"]), loss["infix"])
+             for loss in report["losses"]]
+    widths = [max(len(row[k]) for row in rows) for k in range(4)]
+    lines = [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}  {d:<{widths[3]}}  {e}" for a, b, c, d, e in rows]
+    lines.insert(1, "-" * max(map(len, lines)))
     return "\n".join(lines)
 
 
 Command = tuple[Callable[[argparse.Namespace], dict], Callable[[dict], str]]
 COMMANDS: dict[str, Command] = {
     "show": (run_show, format_show),
+    "verify": (run_verify, format_verify),
     "zoo": (run_zoo, format_zoo),
 }
 
@@ -84,7 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("expr", help="infix math (-log(sigmoid(x))) or the authors' prefix format (Neg(Log(Sig(X))))")
     show.add_argument("--form", required=True, choices=sorted(FORMS), help="the loss form the formula belongs to")
 
-    sub.add_parser("zoo", parents=[json_flag], help="the known losses: baselines and published CSE-Autoloss losses")
+    check = sub.add_parser("verify", parents=[json_flag], help="convergence property verification of a formula")
+    check.add_argument("expr", help="the formula, as for show")
+    check.add_argument("--form", required=True, choices=sorted(FORMS), help="the loss form the formula belongs to")
+    check.add_argument("--time-budget", type=float, default=1.0, metavar="SECONDS",
+                       help="time for proof attempts (default 1.0); unproved properties are reported as sampled")
+
+    sub.add_parser("zoo", parents=[json_flag],
+                   help="the known losses (baselines and published CSE-Autoloss losses) with their CPV verdicts")
     return parser
 
 

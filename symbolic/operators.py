@@ -120,7 +120,7 @@ def _scaled_alf(B, a):
 
 
 def _relu(B, a):
-    return B.xp.where(a > 0, a, 0.0 * a)
+    return B.xp.where(a > 0, a, 0.0)  # +0.0, never -0.0: it may become a denominator
 
 
 def _dot(B, a, b):

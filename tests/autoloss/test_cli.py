@@ -61,3 +61,18 @@ def test_console_script_reports_usage_errors_with_exit_2():
     done = subprocess.run([sys.executable, "-m", "autoloss", "show", "x", "--form", "nope"],
                           capture_output=True, text=True)
     assert done.returncode == 2 and "invalid choice" in done.stderr and done.stdout == ""
+
+
+def test_verify_reports_the_failing_property(capsys):
+    code, out, _ = run(capsys, "verify", "-log(sigmoid(x)) + x*x", "--form", "sigmoid", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["verdict"]["passed"] is False
+    failed = [p["name"] for p in report["verdict"]["properties"] if p["status"] == "failed"]
+    assert "monotonicity" in failed
+    code, out, _ = run(capsys, "verify", "1 - i/u + (e - u)/e", "--form", "reg")
+    assert code == 0 and out.startswith("PASSED") and "distance_consistency" in out
+
+
+def test_zoo_shows_each_verdict(capsys):
+    code, out, _ = run(capsys, "zoo", "--json")
+    assert all(loss["verdict"]["passed"] for loss in json.loads(out)["losses"])
