@@ -29,6 +29,7 @@ import sympy
 from scipy import special
 
 from symbolic.functions import Relu, ScaledAlf, ScaledErf, ScaledGd, Sigmoid, Softplus
+from symbolic.lowering import StraightLineCode
 from symbolic.operators import LOG_FLOOR, NUMPY, OPERATORS, SQRT_FLOOR
 
 EPS = np.finfo(np.float64).eps
@@ -260,14 +261,12 @@ def _constant(expr: sympy.Expr):
     return float(np.nextafter(lo, -np.inf)), float(np.nextafter(hi, np.inf))
 
 
-class IntervalProgram:
+class IntervalProgram(StraightLineCode):
     """An expression compiled to interval instructions over the columns of a box array."""
 
     def __init__(self, expr: sympy.Expr, variables: tuple[sympy.Symbol, ...]):
         self.variables = tuple(variables)
-        self.instructions: list[tuple[object, tuple[int, ...]]] = []
-        self._slots: dict[sympy.Expr, int] = {}
-        self.output = self._compile(expr)
+        super().__init__(expr)
 
     def __call__(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Lower and upper bounds [B] of the expression over boxes ``lo, hi`` [B, D]."""
@@ -283,16 +282,6 @@ class IntervalProgram:
                 else:
                     values.append(rule(*(values[k] for k in args)))
         return values[self.output]
-
-    def _emit(self, rule, args: tuple[int, ...] = ()) -> int:
-        self.instructions.append((rule, args))
-        return len(self.instructions) - 1
-
-    def _compile(self, expr: sympy.Expr) -> int:
-        slot = self._slots.get(expr)
-        if slot is None:
-            slot = self._slots[expr] = self._compile_node(expr)
-        return slot
 
     def _fold(self, rule, expr: sympy.Expr) -> int:
         slots = [self._compile(arg) for arg in expr.args]

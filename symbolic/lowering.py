@@ -46,24 +46,19 @@ _DERIVATIVE_HEADS: dict[type, Callable[..., object]] = {
 }
 
 
-class Program:
-    """An expression compiled to straight-line code over one array backend."""
+class StraightLineCode:
+    """An expression compiled to straight-line code: each distinct subexpression once, in order.
 
-    def __init__(self, expr: sympy.Expr, input_names: tuple[str, ...], backend: SimpleNamespace):
-        self.backend = backend
-        self.input_names = input_names
+    Subclasses say what an instruction is (``_compile_node``) and how to run the code.
+    """
+
+    def __init__(self, expr: sympy.Expr):
         self.instructions: list[Instruction] = []
         self._slots: dict[sympy.Expr, int] = {}
         self.output = self._compile(expr)
 
-    def __call__(self, inputs: Mapping[str, object]):
-        values: list[object] = []
-        for function, args in self.instructions:
-            values.append(function(*(values[k] for k in args)) if args else function(inputs))
-        return values[self.output]
-
-    def _emit(self, function, args: tuple[int, ...] = ()) -> int:
-        self.instructions.append((function, args))
+    def _emit(self, rule, args: tuple[int, ...] = ()) -> int:
+        self.instructions.append((rule, args))
         return len(self.instructions) - 1
 
     def _compile(self, expr: sympy.Expr) -> int:
@@ -71,6 +66,24 @@ class Program:
         if slot is None:
             slot = self._slots[expr] = self._compile_node(expr)
         return slot
+
+    def _compile_node(self, expr: sympy.Expr) -> int:
+        raise NotImplementedError
+
+
+class Program(StraightLineCode):
+    """An expression compiled to straight-line code over one array backend."""
+
+    def __init__(self, expr: sympy.Expr, input_names: tuple[str, ...], backend: SimpleNamespace):
+        self.backend = backend
+        self.input_names = input_names
+        super().__init__(expr)
+
+    def __call__(self, inputs: Mapping[str, object]):
+        values: list[object] = []
+        for function, args in self.instructions:
+            values.append(function(*(values[k] for k in args)) if args else function(inputs))
+        return values[self.output]
 
     def _apply(self, op_compute, *slots: int) -> int:
         return self._emit(functools.partial(op_compute, self.backend), slots)

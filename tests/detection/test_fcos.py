@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from synthetic_batches import synthetic_batch
 
 from detection.fcos import FCOS, FCOSConfig, apply_model, init_params, predict
 from detection.fcos_loss import fcos_loss
@@ -13,24 +14,6 @@ from detection.fcos_targets import assign_targets, feature_points
 from detection.losses import binary_cross_entropy, sigmoid_focal_loss
 
 CONFIG = FCOSConfig(num_classes=3, image_size=64)
-COLORS = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1]], np.float32)
-
-
-def synthetic_batch(num_images, size, seed, max_boxes=3):
-    """Return a batch of grey images with 1..max_boxes coloured rectangles (colour = class)."""
-    rng = np.random.default_rng(seed)
-    images = np.full((num_images, size, size, 3), 0.5, np.float32)
-    boxes = np.zeros((num_images, max_boxes, 4), np.float32)
-    labels = np.zeros((num_images, max_boxes), np.int32)
-    valid = np.zeros((num_images, max_boxes), bool)
-    for n in range(num_images):
-        for m in range(rng.integers(1, max_boxes + 1)):
-            w, h = rng.integers(size // 6, size // 2, 2)
-            x, y = rng.integers(0, size - w), rng.integers(0, size - h)
-            label = rng.integers(0, len(COLORS))
-            images[n, y : y + h, x : x + w] = COLORS[label]
-            boxes[n, m], labels[n, m], valid[n, m] = (x, y, x + w, y + h), label, True
-    return {"images": images, "boxes": boxes, "labels": labels, "valid": valid}
 
 
 @pytest.fixture(scope="module")
