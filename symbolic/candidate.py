@@ -115,6 +115,11 @@ class Candidate:
         return _lowered(self)
 
 
+def to_jax(candidate: Candidate):
+    """The candidate's jitted pure JAX loss with its form's signature (``Candidate.to_jax``)."""
+    return candidate.to_jax()
+
+
 @functools.lru_cache(maxsize=4096)
 def _lowered(candidate: Candidate):
     from symbolic.lowering import lower_to_jax

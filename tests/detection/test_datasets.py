@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detection.datasets import VOC_CLASSES, DatasetError, load_coco, load_dataset, load_voc
+from detection.datasets import DatasetError, load_coco, load_dataset, load_voc
+from detection.voc import VOC_CLASSES
 
 
 def _write_image(path, width, height, value=100):
