@@ -12,6 +12,10 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
+from autoloss.detector_commands import DETECTOR_COMMANDS, add_detector_commands
+from autoloss.export import EXPORT_COMMANDS, add_export_parser
+from autoloss.plots import PLOT_COMMANDS, add_plot_parser
+from detection.training import TrainingDiverged
 from symbolic.candidate import Candidate
 from symbolic.canonical import InvalidCandidate
 from symbolic.forms import FORMS
@@ -19,7 +23,7 @@ from symbolic.parser import ParseError
 from symbolic.verify import format_verdict, verify
 from symbolic.zoo import KNOWN_LOSSES
 
-USAGE_ERRORS = (ParseError, InvalidCandidate, ValueError)
+USAGE_ERRORS = (ParseError, InvalidCandidate, ValueError, TrainingDiverged)
 
 
 def describe(candidate: Candidate) -> dict:
@@ -97,6 +101,9 @@ COMMANDS: dict[str, Command] = {
     "show": (run_show, format_show),
     "verify": (run_verify, format_verify),
     "zoo": (run_zoo, format_zoo),
+    **DETECTOR_COMMANDS,
+    **EXPORT_COMMANDS,
+    **PLOT_COMMANDS,
 }
 
 
@@ -120,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("zoo", parents=[json_flag],
                    help="the known losses (baselines and published CSE-Autoloss losses) with their CPV verdicts")
+    add_detector_commands(sub, json_flag)
+    add_export_parser(sub, json_flag)
+    add_plot_parser(sub, json_flag)
     return parser
 
 

@@ -171,7 +171,8 @@ def main() -> None:
         f"**{sigmoid['sympy_pool']:,.0f}** with {workers} worker processes.",
         f"* Reference (authors' DEAP + NumPy, generate + compile + sampled check, same run): "
         f"{reference_line}",
-        f"* Ours, generate + screen (without the convergence checks; see the CPV section for the full pipeline): {sigmoid['screen']:,.0f} trees/s"
+        "* Ours, generate + screen (without the convergence checks; see the CPV section for the full pipeline): "
+        f"{sigmoid['screen']:,.0f} trees/s"
         + (f" = {sigmoid['screen'] / reference_rate:.1f}× the reference's rate" if reference_rate else ""),
         f"* Tree sizes: ours {sigmoid['mean_size']:.2f} nodes (half-and-half depth 1–5, kept only if they use x)"
         + (f"; DEAP's genHalfAndHalf(1, 5) {deap_size:.2f} (no such condition)" if deap_size else ""),

@@ -8,17 +8,28 @@ from detection.batching import iterate_batches, iterate_eval_batches
 from detection.boxes import aligned_areas, aligned_iou, batched_nms, box_iou, decode_ltrb, encode_ltrb
 from detection.datasets import DatasetError, DetectionData, load_coco, load_dataset, load_voc
 from detection.evaluation import evaluate_detections, format_ap_table
+from detection.experiment import (
+    PRESETS,
+    ExperimentResult,
+    evaluate_checkpoint,
+    load_trained_model,
+    make_config,
+    run_experiment,
+)
 from detection.fcos import FCOSConfig, init_params, predict
 from detection.fcos_loss import fcos_loss
+from detection.inference import detect, evaluate_model
 from detection.losses import CLS_LOSSES, REG_LOSSES
 from detection.shapes import ShapesConfig, ensure_shapes_dataset
 from detection.training import TrainingDiverged, TrainResult, train
 
 __all__ = [
     "CLS_LOSSES",
+    "PRESETS",
     "REG_LOSSES",
     "DatasetError",
     "DetectionData",
+    "ExperimentResult",
     "FCOSConfig",
     "ShapesConfig",
     "TrainResult",
@@ -28,9 +39,12 @@ __all__ = [
     "batched_nms",
     "box_iou",
     "decode_ltrb",
+    "detect",
     "encode_ltrb",
     "ensure_shapes_dataset",
+    "evaluate_checkpoint",
     "evaluate_detections",
+    "evaluate_model",
     "fcos_loss",
     "format_ap_table",
     "init_params",
@@ -38,7 +52,10 @@ __all__ = [
     "iterate_eval_batches",
     "load_coco",
     "load_dataset",
+    "load_trained_model",
     "load_voc",
+    "make_config",
     "predict",
+    "run_experiment",
     "train",
 ]

@@ -1,0 +1,150 @@
+"""``autoloss train`` and ``autoloss evaluate``: train an FCOS detector with chosen losses, evaluate a saved one.
+
+Both print the COCO AP table (or one JSON object with ``--json``); the training progress bar goes to
+stderr. Dataset and loss errors are usage errors (exit 2), see :data:`autoloss.cli.USAGE_ERRORS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import math
+
+from autoloss.loss_specs import resolve_cls_loss, resolve_reg_loss
+from detection.evaluation import format_ap_table
+from detection.experiment import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_STEPS,
+    PRESETS,
+    evaluate_checkpoint,
+    read_experiment_metadata,
+    run_directory,
+    run_experiment,
+)
+from detection.shapes import SPLITS
+
+DETECTORS = ("fcos",)
+DATA_HELP = "dataset: shapes (built-in, generated on first use), coco:ANN_JSON:IMG_DIR or voc:VOC_DIR"
+
+
+def run_train(args: argparse.Namespace) -> dict:
+    """``autoloss train``: train a detector, save it to --out and report its metrics on the eval split."""
+    if args.detector not in DETECTORS:
+        raise ValueError(f"unknown detector {args.detector!r}; choose one of {', '.join(DETECTORS)}")
+    if args.steps < 1 or args.batch_size < 1 or args.image_size < 32:
+        raise ValueError("--steps and --batch-size must be positive and --image-size at least 32")
+    cls_spec, reg_spec = resolve_cls_loss(args.loss_cls), resolve_reg_loss(args.loss_reg)
+    out_dir = args.out or f"runs/train-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    result = run_experiment(
+        data=args.data,
+        image_size=args.image_size,
+        preset=args.preset,
+        cls_loss=cls_spec.fn,
+        reg_loss=reg_spec.fn,
+        alpha_balance=cls_spec.alpha_balance,
+        loss_descriptions={"cls": cls_spec.description, "reg": reg_spec.description},
+        steps=args.steps,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        out_dir=out_dir,
+        eval_split=args.eval_split,
+    )
+    return {"command": "train", "detector": args.detector, "data": args.data, **_finite(result.to_dict())}
+
+
+def format_train(report: dict) -> str:
+    """Text report of ``train``: the run's settings and speed, then the AP table."""
+    loss = report["final_loss"]
+    lines = [
+        f"trained {report['steps']} steps (batch {report['batch_size']}, seed {report['seed']}) in "
+        f"{report['train_seconds']:.0f} s, {report['images_per_second']:.0f} images/s; final loss "
+        + ("-" if loss is None else f"{loss:.4f}"),
+        f"model saved to {report['out_dir']}; AP on {report['data']} {report['eval_split']}:",
+    ]
+    return "\n".join([*lines, format_ap_table(_nan(report["metrics"]))])
+
+
+def run_evaluate(args: argparse.Namespace) -> dict:
+    """``autoloss evaluate``: the COCO metrics of a saved model on a dataset."""
+    try:
+        metadata = read_experiment_metadata(args.checkpoint)
+        metrics = evaluate_checkpoint(args.checkpoint, data=args.data, split=args.split)
+    except FileNotFoundError as error:
+        raise ValueError(str(error)) from None
+    return {
+        "command": "evaluate",
+        "checkpoint": str(run_directory(args.checkpoint)),
+        "data": args.data or metadata["eval_data"],
+        "split": args.split or metadata["eval_split"],
+        "metrics": _finite(metrics),
+    }
+
+
+def format_evaluate(report: dict) -> str:
+    """Text report of ``evaluate``: the AP table."""
+    header = f"{report['checkpoint']} on {report['data']} {report['split']}:"
+    return "\n".join([header, format_ap_table(_nan(report["metrics"]))])
+
+
+def _finite(value):
+    """Return ``value`` with NaN replaced by None (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _nan(metrics: dict) -> dict:
+    return {key: math.nan if value is None else value for key, value in metrics.items()}
+
+
+def add_detector_commands(sub: argparse._SubParsersAction, json_flag: argparse.ArgumentParser) -> None:
+    """Add the ``train`` and ``evaluate`` subparsers to the ``autoloss`` parser."""
+    train = sub.add_parser("train", parents=[json_flag], help="train a detector with chosen losses and report its AP")
+    train.add_argument("--detector", default="fcos", help="the detector (only fcos for now)")
+    train.add_argument("--data", default="shapes", help=DATA_HELP)
+    train.add_argument(
+        "--loss-cls",
+        default="focal",
+        metavar="NAME_OR_EXPR",
+        help="classification loss: focal, bce, a zoo name (cse_b_cls) or a sigmoid-form formula",
+    )
+    train.add_argument(
+        "--loss-reg",
+        default="giou",
+        metavar="NAME_OR_EXPR",
+        help="regression loss: giou, iou, diou, ciou, l1, smooth_l1, a zoo name (cse_b_reg) "
+        "or a reg-form formula over i, u, e",
+    )
+    train.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"training steps (default {DEFAULT_STEPS})")
+    train.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"images per step, split over all local devices (default {DEFAULT_BATCH_SIZE})",
+    )
+    train.add_argument("--seed", type=int, default=0, help="seed of initialization and data order (default 0)")
+    train.add_argument(
+        "--out",
+        metavar="DIR",
+        help="run directory (default runs/train-TIMESTAMP); "
+        "an existing one with a checkpoint of the same settings is resumed",
+    )
+    train.add_argument("--image-size", type=int, default=128, help="square image side in pixels (default 128)")
+    train.add_argument("--preset", default="tiny", choices=list(PRESETS), help="detector size (default tiny)")
+    train.add_argument(
+        "--eval-split",
+        default="final_val",
+        choices=SPLITS,
+        help="split evaluated after training (shapes and voc; default final_val)",
+    )
+
+    evaluate = sub.add_parser("evaluate", parents=[json_flag], help="COCO AP of a model saved by autoloss train")
+    evaluate.add_argument("checkpoint", help="run directory written by autoloss train (or its checkpoint.msgpack)")
+    evaluate.add_argument("--data", help="dataset spec as for train (default: the one it was evaluated on)")
+    evaluate.add_argument("--split", choices=SPLITS, help="split (default: the one it was evaluated on)")
+
+
+DETECTOR_COMMANDS = {
+    "train": (run_train, format_train),
+    "evaluate": (run_evaluate, format_evaluate),
+}

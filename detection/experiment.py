@@ -1,0 +1,243 @@
+"""Train an FCOS detector on a dataset and evaluate it: the one entry point of the CLI, the benchmarks
+and the search's proxy task.
+
+A run directory holds the training checkpoint (:mod:`detection.checkpoints`) and ``experiment.json``,
+everything needed to rebuild the model for evaluation: the FCOSConfig, class names, image size, the
+data spec and splits, the losses and the schedule. :func:`load_trained_model` reads both back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from flax import serialization
+
+from detection.batching import iterate_batches
+from detection.checkpoints import STATE_FILE, write_atomically
+from detection.datasets import DetectionData, load_dataset
+from detection.fcos import FCOSConfig
+from detection.inference import evaluate_model
+from detection.optim import OptimizerConfig
+from detection.training import train
+
+EXPERIMENT_FILE = "experiment.json"
+# Backbone, FPN/head width, head depth and pyramid levels of each preset; "tiny" is FCOSConfig's default.
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {},
+    "resnet18": {"backbone": "resnet18", "fpn_width": 128, "head_convs": 2},
+    "resnet50": {"backbone": "resnet50", "fpn_width": 256, "head_convs": 4, "strides": (8, 16, 32, 64, 128)},
+}
+# The default schedule on the built-in shapes dataset (benchmarks/RESULTS.md): 80k images, 10 minutes
+# on two CPU cores at 135 images/s. In short runs 2e-3 did as well as 5e-3 (AdamW); AP still rises with
+# more steps, so a longer run (or a GPU) gives a better detector.
+DEFAULT_STEPS = 5000
+DEFAULT_BATCH_SIZE = 16
+DEFAULT_OPTIMIZER = OptimizerConfig(learning_rate=2e-3, warmup_steps=200)
+
+
+@dataclasses.dataclass
+class ExperimentResult:
+    """Outcome of :func:`run_experiment`: evaluation metrics, training speed and where it was saved."""
+
+    metrics: dict[str, float]  # AP, AP50, ..., mAP50_voc, eval_seconds, inference_seconds, images_per_second
+    steps: int
+    batch_size: int
+    seed: int
+    train_seconds: float  # wall time of the training loop, compile included
+    compile_seconds: float
+    images_per_second: float  # training, after the compiling step
+    final_loss: float | None  # None when a finished run was resumed without new steps
+    out_dir: str
+    eval_split: str
+    losses: dict[str, Any]
+
+    def to_dict(self) -> dict:
+        """Return the result as a JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+
+def make_config(num_classes: int, image_size: int | tuple[int, int], preset: str = "tiny", **overrides) -> FCOSConfig:
+    """Return the FCOSConfig of ``preset`` (a key of PRESETS) for the data's classes and image size."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown detector preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    return FCOSConfig(num_classes=num_classes, image_size=image_size, **{**PRESETS[preset], **overrides})
+
+
+def run_experiment(
+    *,
+    data: str = "shapes",
+    eval_data: str | None = None,
+    image_size: int = 128,
+    preset: str = "tiny",
+    config_overrides: dict[str, Any] | None = None,
+    cls_loss: str | Callable = "focal",
+    reg_loss: str | Callable = "giou",
+    alpha_balance: float | None = None,
+    loss_descriptions: dict[str, Any] | None = None,
+    steps: int = DEFAULT_STEPS,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    optimizer: OptimizerConfig = DEFAULT_OPTIMIZER,
+    seed: int = 0,
+    out_dir: str | os.PathLike,
+    train_split: str = "train",
+    eval_split: str = "final_val",
+    data_root: str | os.PathLike | None = None,
+    eval_batch_size: int = 32,
+    progress: bool = True,
+) -> ExperimentResult:
+    """Train on ``data``'s train split, save the model to ``out_dir``, evaluate on ``eval_split``; return the result.
+
+    ``data``/``eval_data`` are dataset specs (:func:`detection.datasets.load_dataset`; the shapes dataset
+    is generated into the cache when missing). Losses are names or callables as for
+    :func:`detection.training.train`; ``loss_descriptions`` (JSON-ready) are stored with the model.
+    Running again with the same ``out_dir`` and settings resumes from its checkpoint.
+    """
+    train_data = load_dataset(data, split=train_split, image_size=image_size, root=data_root)
+    eval_set = load_dataset(eval_data or data, split=eval_split, image_size=image_size, root=data_root)
+    check_same_classes(eval_set, list(train_data.class_names))
+    config = make_config(train_data.num_classes, image_size, preset, **(config_overrides or {}))
+    losses = loss_descriptions or {"cls": _name_of(cls_loss), "reg": _name_of(reg_loss)}
+    losses = {**losses, "alpha_balance": alpha_balance}
+    write_experiment_metadata(
+        out_dir,
+        {
+            "detector": "fcos",
+            "preset": preset,
+            "config": dataclasses.asdict(config),
+            "class_names": list(train_data.class_names),
+            "image_size": list(config.image_size),
+            "data": data,
+            "eval_data": eval_data or data,
+            "train_split": train_split,
+            "eval_split": eval_split,
+            "losses": losses,
+            "steps": steps,
+            "batch_size": batch_size,
+            "seed": seed,
+            "optimizer": dataclasses.asdict(optimizer),
+        },
+    )
+    batches = iterate_batches(train_data, batch_size, seed=seed, steps=steps)
+    started = time.perf_counter()
+    trained = train(
+        config,
+        batches,
+        steps=steps,
+        cls_loss=cls_loss,
+        reg_loss=reg_loss,
+        alpha_balance=alpha_balance,
+        optimizer=optimizer,
+        seed=seed,
+        out_dir=out_dir,
+        checkpoint_every=max(steps // 10, 100),
+        resume=True,
+        progress=progress,
+    )
+    train_seconds = time.perf_counter() - started
+    metrics = evaluate_model(trained.params, config, eval_set, batch_size=eval_batch_size)
+    return ExperimentResult(
+        metrics=metrics,
+        steps=steps,
+        batch_size=batch_size,
+        seed=seed,
+        train_seconds=train_seconds,
+        compile_seconds=trained.compile_seconds,
+        images_per_second=trained.images_per_second,
+        final_loss=trained.history[-1]["loss"] if trained.history else None,
+        out_dir=str(out_dir),
+        eval_split=eval_split,
+        losses=losses,
+    )
+
+
+def _name_of(loss: str | Callable) -> str:
+    return loss if isinstance(loss, str) else getattr(loss, "__name__", repr(loss))
+
+
+def write_experiment_metadata(out_dir: str | os.PathLike, metadata: dict) -> Path:
+    """Write ``experiment.json`` into ``out_dir`` atomically; return its path.
+
+    Raises ValueError when ``out_dir`` already holds a run with other settings (it would be resumed).
+    """
+    path = Path(out_dir) / EXPERIMENT_FILE
+    if path.is_file():
+        stored = read_experiment_metadata(out_dir)
+        wanted = json.loads(json.dumps(metadata))
+        different = sorted(key for key in set(stored) | set(wanted) if stored.get(key) != wanted.get(key))
+        if different:
+            raise ValueError(
+                f"{out_dir} holds a run with different {', '.join(different)}; "
+                "use a fresh --out directory, or the same settings to resume it"
+            )
+    write_atomically(path, json.dumps(metadata, indent=2, sort_keys=True).encode())
+    return path
+
+
+def run_directory(checkpoint: str | os.PathLike) -> Path:
+    """Return the run directory of ``checkpoint`` (the directory itself or its state file)."""
+    path = Path(checkpoint)
+    return path.parent if path.is_file() else path
+
+
+def read_experiment_metadata(checkpoint: str | os.PathLike) -> dict:
+    """Return the ``experiment.json`` of a run directory (or of its checkpoint file's directory)."""
+    path = run_directory(checkpoint) / EXPERIMENT_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found; give a run directory written by `autoloss train` (or its {STATE_FILE})"
+        )
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: malformed JSON ({error}); retrain or restore the file") from error
+
+
+def load_trained_model(checkpoint: str | os.PathLike) -> tuple[dict, FCOSConfig, dict]:
+    """Return (params, FCOSConfig, experiment metadata) of a run directory or its checkpoint file.
+
+    Raises FileNotFoundError naming what is missing, ValueError when the files are unreadable.
+    """
+    folder = run_directory(checkpoint)
+    metadata = read_experiment_metadata(folder)
+    state_path = folder / STATE_FILE
+    if not state_path.is_file():
+        raise FileNotFoundError(f"{state_path} not found; the run in {folder} has not saved a checkpoint yet")
+    try:
+        config = FCOSConfig(**metadata["config"])
+        state = serialization.msgpack_restore(state_path.read_bytes())
+        params = state["params"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{folder}: unreadable checkpoint or {EXPERIMENT_FILE} ({error!r}); retrain") from error
+    return params, config, metadata
+
+
+def evaluate_checkpoint(
+    checkpoint: str | os.PathLike,
+    *,
+    data: str | None = None,
+    split: str | None = None,
+    data_root: str | os.PathLike | None = None,
+    batch_size: int = 32,
+) -> dict:
+    """Return the metrics of a saved model on ``data``/``split`` (default: the ones it was evaluated on)."""
+    params, config, metadata = load_trained_model(checkpoint)
+    data = data or metadata["eval_data"]
+    split = split or metadata["eval_split"]
+    eval_set = load_dataset(data, split=split, image_size=config.image_size, root=data_root)
+    check_same_classes(eval_set, metadata["class_names"])
+    return evaluate_model(params, config, eval_set, batch_size=batch_size)
+
+
+def check_same_classes(data: DetectionData, class_names: list[str]) -> None:
+    """Raise ValueError when ``data``'s classes are not the ones a model was trained on."""
+    if list(data.class_names) != list(class_names):
+        raise ValueError(
+            f"the data's classes {list(data.class_names)} differ from the model's {list(class_names)}; "
+            "evaluate on data with the categories it was trained on"
+        )

@@ -1,0 +1,141 @@
+"""``autoloss train`` / ``autoloss evaluate``: JSON contract, saved runs that evaluate again, clear errors."""
+
+import contextlib
+import io
+import json
+
+import pytest
+
+from autoloss.cli import _option_strings, build_parser, main, protect_formulas
+from detection.evaluation import AP_COLUMNS
+from detection.experiment import EXPERIMENT_FILE, load_trained_model
+from detection.shapes import ensure_shapes_dataset
+
+TINY = ["--steps", "2", "--batch-size", "4", "--image-size", "64"]
+
+
+def run_cli(*argv):
+    """Return (exit code, stdout, stderr) of one ``autoloss`` invocation."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in argv])
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def tiny_spec(tmp_path_factory):
+    """A coco: spec of a tiny 64x64 shapes split."""
+    paths = ensure_shapes_dataset(
+        tmp_path_factory.mktemp("cache"), num_train=8, num_search_val=4, num_final_val=4, image_size=64
+    )
+    annotations, images = paths["train"]
+    return f"coco:{annotations}:{images}"
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_spec, tmp_path_factory):
+    """(exit code, stdout, stderr, run directory) of a tiny focal + GIoU training run with --json."""
+    out_dir = tmp_path_factory.mktemp("run")
+    return (*run_cli("train", "--data", tiny_spec, *TINY, "--out", out_dir, "--json"), out_dir)
+
+
+def test_train_json_prints_one_object_with_the_ap_columns(trained):
+    code, out, err, out_dir = trained
+    assert code == 0
+    report = json.loads(out)  # the whole of stdout is one JSON object
+    assert set(AP_COLUMNS) <= set(report["metrics"]) and report["steps"] == 2 and report["seed"] == 0
+    assert report["out_dir"] == str(out_dir) and report["final_loss"] > 0
+    assert report["losses"]["cls"]["name"] == "focal" and report["losses"]["alpha_balance"] is None
+    assert "train" in err  # the progress bar is on stderr
+
+
+def test_saved_run_has_what_evaluate_needs(trained, tiny_spec):
+    *_, out_dir = trained
+    params, config, metadata = load_trained_model(out_dir)
+    assert config.num_classes == 8 and config.image_size == (64, 64) and "head" in params
+    assert metadata["data"] == tiny_spec and len(metadata["class_names"]) == 8
+    assert json.loads((out_dir / EXPERIMENT_FILE).read_text())["losses"]["reg"]["name"] == "giou"
+
+
+def test_evaluate_reproduces_the_metrics_of_the_saved_model(trained):
+    _, out, _, out_dir = trained
+    code, evaluated, err = run_cli("evaluate", out_dir / "checkpoint.msgpack", "--json")
+    assert code == 0 and err == ""
+    metrics, again = json.loads(out)["metrics"], json.loads(evaluated)["metrics"]
+    assert {k: again[k] for k in AP_COLUMNS} == {k: metrics[k] for k in AP_COLUMNS}
+    code, text, _ = run_cli("evaluate", out_dir)
+    assert code == 0 and "AP50" in text and "mAP50_voc" in text
+
+
+def test_formula_losses_train(tiny_spec, tmp_path):
+    code, out, err = run_cli(
+        "train", "--data", tiny_spec, *TINY, "--out", tmp_path, "--json",
+        "--loss-cls=-log(sigmoid(x))*y - (1 - y)*log(1 - sigmoid(x))", "--loss-reg", "1 - i/u",
+    )  # fmt: skip
+    assert code == 0, err
+    losses = json.loads(out)["losses"]
+    assert losses["cls"]["source"] == losses["reg"]["source"] == "formula"
+    assert losses["alpha_balance"] == 0.25 and losses["reg"]["formula"] == "-i/u + 1"
+
+
+def test_a_formula_starting_with_minus_is_a_value_in_both_spellings():
+    parser = build_parser()
+    for argv in (["train", "--loss-cls", "-log(sigmoid(x))"], ["train", "--loss-cls=-log(sigmoid(x))"]):
+        args = parser.parse_args(protect_formulas(argv, _option_strings(parser)))
+        assert args.loss_cls.strip() == "-log(sigmoid(x))"
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--data", "imagenet"], "unknown dataset spec 'imagenet'; accepted forms"),
+        (["train", "--data", "coco:/nowhere/ann.json:/nowhere"], "/nowhere/ann.json"),
+        (["train", "--data", "voc:/nowhere/VOC2007"], "/nowhere/VOC2007"),
+        (["train", "--detector", "yolo"], "unknown detector 'yolo'; choose one of fcos"),
+        (["train", "--loss-cls", "focall"], "unknown classification loss 'focall'; give one of focal, bce"),
+        (["train", "--loss-reg", "gio"], "unknown regression loss 'gio'; give one of iou, giou"),
+        (["train", "--loss-cls", "cse_b_reg"], "'cse_b_reg' is a reg-form loss"),
+        (["train", "--loss-cls", "1 - i/u"], "is an input of the reg form"),
+        (["train", "--steps", "0"], "--steps and --batch-size must be positive"),
+        (["evaluate", "/nowhere/run"], "/nowhere/run/experiment.json not found"),
+    ],
+)
+def test_bad_input_exits_2_with_a_clear_message(argv, message):
+    code, out, err = run_cli(*argv, "--json")
+    assert code == 2 and out == ""
+    assert message in err and "Traceback" not in err
+    assert err.startswith(f"autoloss {argv[0]}: error: ")
+
+
+def test_evaluate_rejects_data_with_other_classes(trained, tmp_path):
+    *_, out_dir = trained
+    paths = ensure_shapes_dataset(tmp_path, num_train=1, num_search_val=1, num_final_val=1, image_size=64,
+                                  num_classes=6)  # fmt: skip
+    annotations, images = paths["final_val"]
+    code, _, err = run_cli("evaluate", out_dir, "--data", f"coco:{annotations}:{images}")
+    assert code == 2 and "differ from the model's" in err
+
+
+def test_divergence_stops_with_a_clear_message(monkeypatch):
+    from autoloss import detector_commands
+    from detection.training import TrainingDiverged
+
+    def diverge(**kwargs):
+        raise TrainingDiverged(7, {"loss": float("nan")})
+
+    monkeypatch.setattr(detector_commands, "run_experiment", diverge)
+    code, out, err = run_cli("train", "--loss-cls", "exp(x)", "--json")
+    assert code == 2 and out == "" and "training diverged at step 7: loss=nan" in err
+
+
+def test_an_existing_run_with_other_settings_is_not_resumed(trained, tiny_spec):
+    *_, out_dir = trained
+    code, out, err = run_cli("train", "--data", tiny_spec, *TINY, "--out", out_dir, "--loss-reg", "iou")
+    assert code == 2 and out == "" and "holds a run with different losses" in err
+
+
+def test_rerunning_a_finished_run_resumes_it_without_new_steps(trained, tiny_spec):
+    _, out, _, out_dir = trained
+    code, again, _ = run_cli("train", "--data", tiny_spec, *TINY, "--out", out_dir, "--json")
+    assert code == 0 and json.loads(again)["final_loss"] is None
+    assert json.loads(again)["metrics"]["AP"] == json.loads(out)["metrics"]["AP"]
