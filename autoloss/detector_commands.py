@@ -1,4 +1,5 @@
-"""``autoloss train`` and ``autoloss evaluate``: train an FCOS detector with chosen losses, evaluate a saved one.
+"""``autoloss train`` and ``autoloss evaluate``: train a detector (FCOS or Faster R-CNN) with chosen losses,
+evaluate a saved one.
 
 Both print the COCO AP table (or one JSON object with ``--json``); the training progress bar goes to
 stderr. Dataset and loss errors are usage errors (exit 2), see :data:`autoloss.cli.USAGE_ERRORS`.
@@ -11,11 +12,11 @@ import datetime
 import math
 
 from autoloss.loss_specs import resolve_cls_loss, resolve_reg_loss
+from detection.detectors import DETECTORS, get_detector
 from detection.evaluation import format_ap_table
 from detection.experiment import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_STEPS,
-    PRESETS,
     evaluate_checkpoint,
     read_experiment_metadata,
     run_directory,
@@ -23,19 +24,19 @@ from detection.experiment import (
 )
 from detection.shapes import SPLITS
 
-DETECTORS = ("fcos",)
 DATA_HELP = "dataset: shapes (built-in, generated on first use), coco:ANN_JSON:IMG_DIR or voc:VOC_DIR"
 
 
 def run_train(args: argparse.Namespace) -> dict:
     """``autoloss train``: train a detector, save it to --out and report its metrics on the eval split."""
-    if args.detector not in DETECTORS:
-        raise ValueError(f"unknown detector {args.detector!r}; choose one of {', '.join(DETECTORS)}")
+    detector = get_detector(args.detector)
     if args.steps < 1 or args.batch_size < 1 or args.image_size < 32:
         raise ValueError("--steps and --batch-size must be positive and --image-size at least 32")
-    cls_spec, reg_spec = resolve_cls_loss(args.loss_cls), resolve_reg_loss(args.loss_reg)
+    cls_spec = resolve_cls_loss(args.loss_cls or detector.default_cls_loss, detector.cls_form)
+    reg_spec = resolve_reg_loss(args.loss_reg)
     out_dir = args.out or f"runs/train-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     result = run_experiment(
+        detector=args.detector,
         data=args.data,
         image_size=args.image_size,
         preset=args.preset,
@@ -100,13 +101,14 @@ def _nan(metrics: dict) -> dict:
 def add_detector_commands(sub: argparse._SubParsersAction, json_flag: argparse.ArgumentParser) -> None:
     """Add the ``train`` and ``evaluate`` subparsers to the ``autoloss`` parser."""
     train = sub.add_parser("train", parents=[json_flag], help="train a detector with chosen losses and report its AP")
-    train.add_argument("--detector", default="fcos", help="the detector (only fcos for now)")
+    train.add_argument("--detector", default="fcos", metavar="{" + ",".join(DETECTORS) + "}",
+                       help="one-stage fcos (sigmoid-form cls loss, default) or two-stage faster-rcnn (softmax form)")
     train.add_argument("--data", default="shapes", help=DATA_HELP)
     train.add_argument(
         "--loss-cls",
-        default="focal",
         metavar="NAME_OR_EXPR",
-        help="classification loss: focal, bce, a zoo name (cse_b_cls) or a sigmoid-form formula",
+        help="classification loss: for fcos focal (default), bce, a zoo name (cse_b_cls) or a sigmoid-form "
+        "formula; for faster-rcnn cross_entropy (default), a zoo name (cse_a_cls) or a softmax-form formula",
     )
     train.add_argument(
         "--loss-reg",
@@ -130,7 +132,7 @@ def add_detector_commands(sub: argparse._SubParsersAction, json_flag: argparse.A
         "an existing one with a checkpoint of the same settings is resumed",
     )
     train.add_argument("--image-size", type=int, default=128, help="square image side in pixels (default 128)")
-    train.add_argument("--preset", default="tiny", choices=list(PRESETS), help="detector size (default tiny)")
+    train.add_argument("--preset", default="tiny", help="detector size: tiny (default), resnet18 (fcos), resnet50")
     train.add_argument(
         "--eval-split",
         default="final_val",

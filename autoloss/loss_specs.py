@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from detection.faster_rcnn_loss import SOFTMAX_CLS_LOSSES
 from detection.losses import CLS_LOSSES, REG_LOSSES
 from symbolic.candidate import Candidate
 from symbolic.forms import get_form
@@ -35,16 +36,19 @@ class LossSpec:
     alpha_balance: float | None = None
 
 
+BASELINES = {"sigmoid": CLS_LOSSES, "softmax": SOFTMAX_CLS_LOSSES, "reg": REG_LOSSES}
+
+
 def accepted_names(form: str) -> list[str]:
-    """Return the loss names accepted for ``form`` ('sigmoid' or 'reg'): baselines, then the zoo's."""
-    baselines = list(CLS_LOSSES if form == "sigmoid" else REG_LOSSES)
+    """Return the loss names accepted for ``form`` (sigmoid, softmax or reg): baselines, then the zoo's."""
+    baselines = list(BASELINES[form])
     zoo = [name for name, loss in KNOWN_LOSSES.items() if loss.form == form and name not in baselines]
     return baselines + zoo
 
 
-def resolve_cls_loss(text: str) -> LossSpec:
-    """Return the FCOS classification loss named or written in ``text`` (sigmoid form)."""
-    return _resolve(text, "sigmoid", CLS_LOSSES, "classification")
+def resolve_cls_loss(text: str, form: str = "sigmoid") -> LossSpec:
+    """Return the classification loss named or written in ``text``: sigmoid form (FCOS) or softmax (Faster R-CNN)."""
+    return _resolve(text, form, BASELINES[form], "classification")
 
 
 def resolve_reg_loss(text: str) -> LossSpec:

@@ -7,6 +7,7 @@ Takes loss callables; knows nothing of search (never imports symbolic, simulate 
 from detection.batching import iterate_batches, iterate_eval_batches
 from detection.boxes import aligned_areas, aligned_iou, batched_nms, box_iou, decode_ltrb, encode_ltrb
 from detection.datasets import DatasetError, DetectionData, load_coco, load_dataset, load_voc
+from detection.detectors import DETECTORS, Detector, detector_of, get_detector
 from detection.evaluation import evaluate_detections, format_ap_table
 from detection.experiment import (
     PRESETS,
@@ -16,6 +17,7 @@ from detection.experiment import (
     make_config,
     run_experiment,
 )
+from detection.faster_rcnn_config import FasterRCNNConfig
 from detection.fcos import FCOSConfig, init_params, predict
 from detection.fcos_loss import fcos_loss
 from detection.inference import detect, evaluate_model
@@ -30,7 +32,12 @@ __all__ = [
     "DatasetError",
     "DetectionData",
     "ExperimentResult",
+    "DETECTORS",
+    "Detector",
     "FCOSConfig",
+    "FasterRCNNConfig",
+    "detector_of",
+    "get_detector",
     "ShapesConfig",
     "TrainResult",
     "TrainingDiverged",

@@ -2,7 +2,7 @@
 and the search's proxy task.
 
 A run directory holds the training checkpoint (:mod:`detection.checkpoints`) and ``experiment.json``,
-everything needed to rebuild the model for evaluation: the FCOSConfig, class names, image size, the
+everything needed to rebuild the model for evaluation: the detector and its config, class names, image size, the
 data spec and splits, the losses and the schedule. :func:`load_trained_model` reads both back.
 """
 
@@ -21,18 +21,13 @@ from flax import serialization
 from detection.batching import iterate_batches
 from detection.checkpoints import STATE_FILE, write_atomically
 from detection.datasets import DetectionData, load_dataset
-from detection.fcos import FCOSConfig
+from detection.detectors import FCOS_PRESETS, get_detector
 from detection.inference import evaluate_model
 from detection.optim import OptimizerConfig
 from detection.training import train
 
 EXPERIMENT_FILE = "experiment.json"
-# Backbone, FPN/head width, head depth and pyramid levels of each preset; "tiny" is FCOSConfig's default.
-PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": {},
-    "resnet18": {"backbone": "resnet18", "fpn_width": 128, "head_convs": 2},
-    "resnet50": {"backbone": "resnet50", "fpn_width": 256, "head_convs": 4, "strides": (8, 16, 32, 64, 128)},
-}
+PRESETS = FCOS_PRESETS  # the FCOS presets; every detector has its own (detection.detectors)
 # The default schedule on the built-in shapes dataset (benchmarks/RESULTS.md): 80k images, 10 minutes
 # on two CPU cores at 135 images/s. In short runs 2e-3 did as well as 5e-3 (AdamW); AP still rises with
 # more steps, so a longer run (or a GPU) gives a better detector.
@@ -62,21 +57,22 @@ class ExperimentResult:
         return dataclasses.asdict(self)
 
 
-def make_config(num_classes: int, image_size: int | tuple[int, int], preset: str = "tiny", **overrides) -> FCOSConfig:
-    """Return the FCOSConfig of ``preset`` (a key of PRESETS) for the data's classes and image size."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown detector preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    return FCOSConfig(num_classes=num_classes, image_size=image_size, **{**PRESETS[preset], **overrides})
+def make_config(
+    num_classes: int, image_size: int | tuple[int, int], preset: str = "tiny", detector: str = "fcos", **overrides
+):
+    """Return the config of ``detector``'s ``preset`` for the data's classes and image size."""
+    return get_detector(detector).make_config(num_classes, image_size, preset, **overrides)
 
 
 def run_experiment(
     *,
+    detector: str = "fcos",
     data: str = "shapes",
     eval_data: str | None = None,
     image_size: int = 128,
     preset: str = "tiny",
     config_overrides: dict[str, Any] | None = None,
-    cls_loss: str | Callable = "focal",
+    cls_loss: str | Callable | None = None,
     reg_loss: str | Callable = "giou",
     alpha_balance: float | None = None,
     loss_descriptions: dict[str, Any] | None = None,
@@ -98,16 +94,17 @@ def run_experiment(
     :func:`detection.training.train`; ``loss_descriptions`` (JSON-ready) are stored with the model.
     Running again with the same ``out_dir`` and settings resumes from its checkpoint.
     """
+    cls_loss = cls_loss or get_detector(detector).default_cls_loss
     train_data = load_dataset(data, split=train_split, image_size=image_size, root=data_root)
     eval_set = load_dataset(eval_data or data, split=eval_split, image_size=image_size, root=data_root)
     check_same_classes(eval_set, list(train_data.class_names))
-    config = make_config(train_data.num_classes, image_size, preset, **(config_overrides or {}))
+    config = make_config(train_data.num_classes, image_size, preset, detector, **(config_overrides or {}))
     losses = loss_descriptions or {"cls": _name_of(cls_loss), "reg": _name_of(reg_loss)}
     losses = {**losses, "alpha_balance": alpha_balance}
     write_experiment_metadata(
         out_dir,
         {
-            "detector": "fcos",
+            "detector": detector,
             "preset": preset,
             "config": dataclasses.asdict(config),
             "class_names": list(train_data.class_names),
@@ -198,8 +195,8 @@ def read_experiment_metadata(checkpoint: str | os.PathLike) -> dict:
         raise ValueError(f"{path}: malformed JSON ({error}); retrain or restore the file") from error
 
 
-def load_trained_model(checkpoint: str | os.PathLike) -> tuple[dict, FCOSConfig, dict]:
-    """Return (params, FCOSConfig, experiment metadata) of a run directory or its checkpoint file.
+def load_trained_model(checkpoint: str | os.PathLike) -> tuple[dict, Any, dict]:
+    """Return (params, detector config, experiment metadata) of a run directory or its checkpoint file.
 
     Raises FileNotFoundError naming what is missing, ValueError when the files are unreadable.
     """
@@ -209,7 +206,7 @@ def load_trained_model(checkpoint: str | os.PathLike) -> tuple[dict, FCOSConfig,
     if not state_path.is_file():
         raise FileNotFoundError(f"{state_path} not found; the run in {folder} has not saved a checkpoint yet")
     try:
-        config = FCOSConfig(**metadata["config"])
+        config = get_detector(metadata.get("detector", "fcos")).config_type(**metadata["config"])
         state = serialization.msgpack_restore(state_path.read_bytes())
         params = state["params"]
     except (ValueError, KeyError, TypeError) as error:

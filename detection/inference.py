@@ -1,6 +1,6 @@
 """Inference of a trained detector over a whole dataset, and its COCO evaluation.
 
-Images go through :func:`detection.fcos.predict` in static-shape batches (the last batch is
+Images go through the detector's ``predict`` (``detection.detectors``) in static-shape batches (the last batch is
 zero-padded and its padded rows dropped), so one compiled program serves the whole split.
 """
 
@@ -13,12 +13,12 @@ import numpy as np
 
 from detection.batching import iterate_eval_batches
 from detection.datasets import DetectionData
+from detection.detectors import detector_of
 from detection.evaluation import evaluate_detections
-from detection.fcos import FCOSConfig, predict
 
 
 def detect(
-    params, config: FCOSConfig, data: DetectionData, *, batch_size: int = 32
+    params, config, data: DetectionData, *, batch_size: int = 32
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Return (boxes [N, K, 4], scores [N, K], classes [N, K], valid [N, K]) for every image of ``data``.
 
@@ -34,6 +34,7 @@ def detect(
             f"the data has {data.num_classes} classes but the model predicts {config.num_classes}; "
             "evaluate on data with the classes the model was trained on"
         )
+    predict = detector_of(config).predict
     outputs: list[tuple[np.ndarray, ...]] = []
     for batch, _, count in iterate_eval_batches(data, batch_size):
         found = jax.device_get(predict(params, batch["images"], config))
@@ -45,7 +46,7 @@ def detect(
     return boxes, scores, classes, valid
 
 
-def evaluate_model(params, config: FCOSConfig, data: DetectionData, *, batch_size: int = 32) -> dict:
+def evaluate_model(params, config, data: DetectionData, *, batch_size: int = 32) -> dict:
     """Return the COCO metrics of the model on ``data`` plus ``inference_seconds`` and ``images_per_second``.
 
     Keys: AP, AP50, AP75, AP_S, AP_M, AP_L, mAP50_voc (fractions), eval_seconds (COCOeval),

@@ -30,9 +30,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
 from detection.checkpoints import load_checkpoint, save_checkpoint
-from detection.fcos import FCOSConfig, init_params
-from detection.fcos_loss import fcos_loss_from_params
-from detection.losses import as_cls_loss, as_reg_loss
+from detection.detectors import detector_of
 from detection.optim import OptimizerConfig, learning_rate_schedule, make_optimizer
 
 DEFAULT_OPTIMIZER = OptimizerConfig()
@@ -98,18 +96,18 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
 
 
 def create_train_state(
-    config: FCOSConfig, optimizer: OptimizerConfig, total_steps: int, key: jax.Array, params: Any = None
+    config: Any, optimizer: OptimizerConfig, total_steps: int, key: jax.Array, params: Any = None
 ) -> TrainState:
     """Return a fresh train state (params from ``key`` unless given, e.g. for a warm start)."""
     if params is None:
-        params = init_params(config, key)
+        params = detector_of(config).init_params(config, key)
     opt_state = make_optimizer(optimizer, total_steps).init(params)
     return TrainState(params=params, opt_state=opt_state, step=np.zeros((), np.int32))
 
 
 @functools.lru_cache(maxsize=32)
 def make_train_step(
-    config: FCOSConfig,
+    config: Any,
     optimizer: OptimizerConfig,
     total_steps: int,
     loss_options: tuple[tuple[str, Any], ...],
@@ -117,17 +115,17 @@ def make_train_step(
 ) -> Callable[[TrainState, dict, jax.Array], tuple[TrainState, dict]]:
     """Return the jitted step ``(state, batch, key) -> (state, metrics)``; cached per settings.
 
-    ``loss_options`` are the keyword arguments of :func:`detection.fcos_loss.fcos_loss` as sorted
-    ``(name, value)`` pairs. The model has no stochastic layers, so ``key`` is unused today; a
-    stochastic extension must derive its key as ``jax.random.fold_in(key, state.step)``.
+    ``loss_options`` are the keyword arguments of the detector's loss as sorted
+    ``(name, value)`` pairs (``Detector.loss_options``). The loss gets the step's own key,
+    ``jax.random.fold_in(key, state.step)``, so a resumed run draws what an uninterrupted one would.
     """
     transform = make_optimizer(optimizer, total_steps)
     schedule = learning_rate_schedule(optimizer, total_steps)
-    loss_fn = functools.partial(fcos_loss_from_params, config=config, **dict(loss_options))
+    loss_fn = functools.partial(detector_of(config).loss, config=config, **dict(loss_options))
 
     def train_step(state: TrainState, batch: dict, key: jax.Array) -> tuple[TrainState, dict]:
-        del key
-        (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch)
+        step_key = jax.random.fold_in(key, state.step)  # e.g. Faster R-CNN's RoI sampling
+        (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, step_key)
         updates, opt_state = transform.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics = {**metrics, "grad_norm": optax.tree.norm(grads), "learning_rate": schedule(state.step)}
@@ -183,15 +181,15 @@ def json_roundtrip(value: Any) -> Any:
 
 
 def train(
-    config: FCOSConfig,
+    config: Any,
     data: Callable[[int], dict] | Iterable[dict],
     *,
     steps: int,
     cls_loss: str | Callable = "focal",
     reg_loss: str | Callable = "giou",
     alpha_balance: float | None = None,
-    reg_weight: float = 1.0,
-    quality_weight: float = 1.0,
+    reg_weight: float | None = None,
+    quality_weight: float | None = None,
     optimizer: OptimizerConfig = DEFAULT_OPTIMIZER,
     seed: int = 0,
     params: Any = None,
@@ -203,22 +201,19 @@ def train(
     max_loss: float | None = None,
     progress: bool = True,
 ) -> TrainResult:
-    """Train an FCOS detector for ``steps`` steps and return the final state and metrics.
+    """Train the detector of ``config`` (FCOS or Faster R-CNN) for ``steps`` steps; return state and metrics.
 
     ``data`` is either ``step -> batch`` (exact resumption) or an iterable of batches (advanced
     past the completed steps on resume). Batches follow the detection batch contract. Losses
-    are passed to :func:`detection.fcos_loss.fcos_loss`. ``params`` warm-starts the model.
+    and options go to the detector's loss (``detection.detectors``); None keeps the loss's own
+    default, and an option the detector does not take raises. ``params`` warm-starts the model.
     With ``out_dir`` a checkpoint is written every ``checkpoint_every`` steps and at the end;
     ``resume=True`` continues from it (a missing checkpoint starts fresh) and gives the same
     result as an uninterrupted run. ``callback(step, metrics)`` runs at every log point.
     Raises :class:`TrainingDiverged` on a non-finite loss.
     """
-    loss_options = (
-        ("alpha_balance", alpha_balance),
-        ("cls_loss", as_cls_loss(cls_loss)),
-        ("quality_weight", quality_weight),
-        ("reg_loss", as_reg_loss(reg_loss)),
-        ("reg_weight", reg_weight),
+    loss_options = detector_of(config).loss_options(
+        cls_loss, reg_loss, alpha_balance=alpha_balance, reg_weight=reg_weight, quality_weight=quality_weight
     )
     mesh = data_parallel_mesh()
     init_key, step_key = jax.random.split(jax.random.key(seed))

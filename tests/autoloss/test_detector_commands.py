@@ -18,7 +18,10 @@ def run_cli(*argv):
     """Return (exit code, stdout, stderr) of one ``autoloss`` invocation."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in argv])
+        try:
+            code = main([str(a) for a in argv])
+        except SystemExit as usage_error:  # argparse's own errors (e.g. an invalid choice)
+            code = usage_error.code
     return code, out.getvalue(), err.getvalue()
 
 
@@ -78,6 +81,21 @@ def test_formula_losses_train(tiny_spec, tmp_path):
     assert losses["alpha_balance"] == 0.25 and losses["reg"]["formula"] == "-i/u + 1"
 
 
+def test_faster_rcnn_trains_with_a_softmax_form_formula_and_evaluates_again(tiny_spec, tmp_path):
+    code, out, err = run_cli(
+        "train", "--detector", "faster-rcnn", "--data", tiny_spec, *TINY, "--out", tmp_path, "--json",
+        "--loss-cls", "cse_a_cls", "--loss-reg", "cse_a_reg",
+    )  # fmt: skip
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["detector"] == "faster-rcnn" and report["losses"]["alpha_balance"] is None
+    assert report["losses"]["cls"]["formula"] == "-dot(y*(sin(w) + 1), log(softmax(x)))"
+    _, config, metadata = load_trained_model(tmp_path)
+    assert type(config).__name__ == "FasterRCNNConfig" and metadata["detector"] == "faster-rcnn"
+    code, evaluated, _ = run_cli("evaluate", tmp_path, "--json")
+    assert code == 0 and json.loads(evaluated)["metrics"]["AP"] == report["metrics"]["AP"]
+
+
 def test_a_formula_starting_with_minus_is_a_value_in_both_spellings():
     parser = build_parser()
     for argv in (["train", "--loss-cls", "-log(sigmoid(x))"], ["train", "--loss-cls=-log(sigmoid(x))"]):
@@ -91,7 +109,9 @@ def test_a_formula_starting_with_minus_is_a_value_in_both_spellings():
         (["train", "--data", "imagenet"], "unknown dataset spec 'imagenet'; accepted forms"),
         (["train", "--data", "coco:/nowhere/ann.json:/nowhere"], "/nowhere/ann.json"),
         (["train", "--data", "voc:/nowhere/VOC2007"], "/nowhere/VOC2007"),
-        (["train", "--detector", "yolo"], "unknown detector 'yolo'; choose one of fcos"),
+        (["train", "--detector", "yolo"], "unknown detector 'yolo'; choose one of fcos, faster-rcnn"),
+        (["train", "--detector", "faster-rcnn", "--loss-cls", "focal"], "give one of cross_entropy, ce"),
+        (["train", "--detector", "faster-rcnn", "--preset", "resnet18"], "unknown faster-rcnn preset 'resnet18'"),
         (["train", "--loss-cls", "focall"], "unknown classification loss 'focall'; give one of focal, bce"),
         (["train", "--loss-reg", "gio"], "unknown regression loss 'gio'; give one of iou, giou"),
         (["train", "--loss-cls", "cse_b_reg"], "'cse_b_reg' is a reg-form loss"),

@@ -1,6 +1,7 @@
 """Inference over a dataset: static-shape batches, padded rows dropped, and COCO evaluation of the result."""
 
 import dataclasses
+import types
 
 import jax
 import numpy as np
@@ -43,7 +44,7 @@ def ground_truth_predictor(data):
 
 def test_perfect_detections_give_ap_one_through_the_padded_batches(tiny_shapes_data, monkeypatch):
     predict, seen = ground_truth_predictor(tiny_shapes_data)
-    monkeypatch.setattr(inference, "predict", predict)
+    monkeypatch.setattr(inference, "detector_of", lambda config: types.SimpleNamespace(predict=predict))
     metrics = evaluate_model(None, CONFIG, tiny_shapes_data, batch_size=4)
     assert seen == [4, 4, 4]  # 10 images: static batches of 4, the last one padded
     for name in ("AP", "AP50", "AP75", "mAP50_voc"):
