@@ -30,7 +30,13 @@ from detection.losses import as_cls_loss, as_reg_loss
 FCOS_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {},
     "resnet18": {"backbone": "resnet18", "fpn_width": 128, "head_convs": 2},
-    "resnet50": {"backbone": "resnet50", "fpn_width": 256, "head_convs": 4, "strides": (8, 16, 32, 64, 128)},
+    "resnet50": {
+        "backbone": "resnet50",
+        "fpn_width": 256,
+        "head_convs": 4,
+        "strides": (8, 16, 32, 64, 128),
+        "size_range_multiple": 8.0,  # the FCOS paper's ranges, for COCO-size images
+    },
 }
 
 

@@ -9,7 +9,7 @@ import pytest
 from synthetic_batches import synthetic_batch
 
 from detection.fcos import FCOS, FCOSConfig, apply_model, init_params, predict
-from detection.fcos_loss import fcos_loss
+from detection.fcos_loss import centerness_targets, fcos_loss, regression_weights
 from detection.fcos_targets import assign_targets, feature_points
 from detection.losses import binary_cross_entropy, sigmoid_focal_loss
 
@@ -145,6 +145,36 @@ def test_classification_weight_is_detached_iou_at_positive_class(outputs):
     assert np.all(y.sum(-1) <= 1)
 
 
+def test_centerness_target_is_one_at_the_center_and_falls_toward_the_border():
+    ltrb = jnp.array([[5.0, 5.0, 5.0, 5.0], [1.0, 4.0, 9.0, 4.0], [0.0, 3.0, 6.0, 3.0]])
+    np.testing.assert_allclose(centerness_targets(ltrb), [1.0, 1.0 / 3.0, 0.0], atol=1e-6)
+
+
+@pytest.mark.parametrize("weighting", ["centerness", "iou", "uniform"])
+def test_regression_weights_are_zero_off_positives_and_positive_on_them(weighting):
+    positive = jnp.array([[True, False, True]])
+    ltrb = jnp.array([[[2.0, 2.0, 2.0, 2.0], [0.0, 0.0, 0.0, 0.0], [0.0, 1.0, 3.0, 1.0]]])
+    iou = jnp.array([[0.5, 0.0, 1e-7]])
+    weights = np.asarray(regression_weights(weighting, ltrb, iou, positive))
+    assert weights[0, 1] == 0 and np.all(weights[0, [0, 2]] > 0)
+
+
+def test_uniform_weighting_averages_the_loss_over_positives(outputs):
+    config = FCOSConfig(num_classes=3, image_size=64, regression_weighting="uniform")
+    _, metrics = fcos_loss(outputs, synthetic_batch(4, 64, 0), config, reg_loss="iou")
+    assert float(metrics["num_positive"]) > 0
+    np.testing.assert_allclose(metrics["loss_reg"], 1.0 - metrics["mean_iou"], rtol=1e-4, atol=1e-6)
+
+
+def test_default_size_ranges_suit_128_pixel_images():
+    assert FCOSConfig(num_classes=3).size_ranges == ((0.0, 32.0), (32.0, 64.0), (64.0, 1e8))
+
+
+def test_unknown_regression_weighting_is_rejected():
+    with pytest.raises(ValueError, match="regression_weighting"):
+        FCOSConfig(num_classes=3, regression_weighting="centreness")
+
+
 def test_predict_returns_fixed_size_detections(params):
     images = synthetic_batch(2, 64, 1)["images"]
     detections = predict(params, images, CONFIG)
@@ -160,7 +190,7 @@ def test_predict_returns_fixed_size_detections(params):
 @pytest.mark.parametrize("backbone", ["resnet18", "resnet50"])
 def test_gpu_presets_build_with_fcos_paper_levels(backbone):
     config = FCOSConfig(num_classes=80, image_size=256, backbone=backbone, fpn_width=256, head_convs=4,
-                        strides=(8, 16, 32, 64, 128))
+                        strides=(8, 16, 32, 64, 128), size_range_multiple=8.0)
     shapes = jax.eval_shape(FCOS(config).init, jax.random.key(0), jnp.zeros((1, 256, 256, 3)))
     out = jax.eval_shape(FCOS(config).apply, shapes, jnp.zeros((2, 256, 256, 3)))
     assert out.cls_logits.shape == (2, 32 * 32 + 16 * 16 + 8 * 8 + 4 * 4 + 2 * 2, 80)
