@@ -231,8 +231,9 @@ def test_predict_returns_fixed_size_detections_like_fcos(params):
     assert np.all(np.diff(scores[0][valid[0]]) <= 0)
     boxes = np.asarray(detections.boxes)
     assert np.all((boxes >= 0) & (boxes <= 64))
+    compiled = predict._cache_size()  # other tests may have compiled other shapes already
     predict(params, synthetic_batch(2, 64, 2)["images"], CONFIG)
-    assert predict._cache_size() == 1
+    assert predict._cache_size() == compiled
 
 
 def test_perfect_box_head_outputs_give_ap_one(tiny_shapes_data):
