@@ -15,6 +15,7 @@ in its head (Tian et al. 2019, sec. 4).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import flax.linen as nn
 import jax
@@ -156,3 +157,20 @@ def normalize_images(images: jax.Array) -> jax.Array:
     mean = jnp.array([0.485, 0.456, 0.406], images.dtype)
     std = jnp.array([0.229, 0.224, 0.225], images.dtype)
     return (images - mean) / std
+
+
+def compile_initializer(init: Callable[[jax.Array], dict]) -> Callable[[jax.Array], dict]:
+    """Return ``init(key) -> params`` compiled once, without backend optimization.
+
+    Initialization runs once, so optimizing the dozens of per-parameter PRNG calls costs several
+    times longer than running them. The compiled function takes a typed key (see ``typed_key``).
+    """
+    lowered = jax.jit(init).lower(jax.ShapeDtypeStruct((), jax.random.key(0).dtype))
+    return lowered.compile(compiler_options={"xla_backend_optimization_level": 0})
+
+
+def typed_key(key: jax.Array) -> jax.Array:
+    """``key`` as a typed PRNG key (a legacy uint32 key from ``jax.random.PRNGKey`` is wrapped)."""
+    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return key
+    return jax.random.wrap_key_data(key)

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from detection.anchors import decode_deltas
-from detection.backbone import BACKBONES, FPN, ResNet, normalize_images
+from detection.backbone import BACKBONES, FPN, ResNet, compile_initializer, normalize_images, typed_key
 from detection.boxes import Detections, batched_nms, clip_boxes
 from detection.faster_rcnn_config import PRESETS, RESNET50_FPN, FasterRCNNConfig
 from detection.roi_align import multilevel_roi_align
@@ -113,19 +113,14 @@ class FasterRCNNOutputs(NamedTuple):
 
 def init_params(config: FasterRCNNConfig, key: jax.Array) -> dict:
     """Return freshly initialized detector parameters (a plain pytree) for ``config``."""
-    if not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
-        key = jax.random.wrap_key_data(key)  # legacy uint32 key from jax.random.PRNGKey
-    return _compiled_init(config)(key)
+    return _compiled_init(config)(typed_key(key))
 
 
 @functools.lru_cache(maxsize=32)
 def _compiled_init(config: FasterRCNNConfig):
-    # As in detection.fcos: initialization runs once, so it is compiled without optimization.
     images = jnp.zeros((1, *config.image_size, 3), jnp.float32)
     rois = jnp.tile(jnp.array([[[0.0, 0.0, 32.0, 32.0]]]), (1, 2, 1))
-    init = jax.jit(lambda key: FasterRCNN(config).init(key, images, rois)["params"])
-    lowered = init.lower(jax.ShapeDtypeStruct((), jax.random.key(0).dtype))
-    return lowered.compile(compiler_options={"xla_backend_optimization_level": 0})
+    return compile_initializer(lambda key: FasterRCNN(config).init(key, images, rois)["params"])
 
 
 def apply_features(params: dict, images: jax.Array, config: FasterRCNNConfig) -> tuple[list[jax.Array], RPNOutputs]:

@@ -24,7 +24,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from detection.backbone import BACKBONES, FPN, ResNet, norm, normalize_images
+from detection.backbone import BACKBONES, FPN, ResNet, compile_initializer, norm, normalize_images, typed_key
 from detection.boxes import Detections, batched_nms, clip_boxes, decode_ltrb
 from detection.fcos_targets import FeaturePoints, default_size_ranges, feature_points
 
@@ -167,19 +167,13 @@ class FCOS(nn.Module):
 
 def init_params(config: FCOSConfig, key: jax.Array) -> dict:
     """Return freshly initialized detector parameters (a plain pytree) for ``config``."""
-    if not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
-        key = jax.random.wrap_key_data(key)  # legacy uint32 key from jax.random.PRNGKey
-    return _compiled_init(config)(key)
+    return _compiled_init(config)(typed_key(key))
 
 
 @functools.lru_cache(maxsize=32)
 def _compiled_init(config: FCOSConfig):
-    # Initialization runs once, so it is compiled without backend optimization: compiling the
-    # dozens of per-parameter PRNG calls optimized takes several times longer than running them.
     dummy = jnp.zeros((1, *config.image_size, 3), jnp.float32)
-    init = jax.jit(lambda key: FCOS(config).init(key, dummy)["params"])
-    lowered = init.lower(jax.ShapeDtypeStruct((), jax.random.key(0).dtype))
-    return lowered.compile(compiler_options={"xla_backend_optimization_level": 0})
+    return compile_initializer(lambda key: FCOS(config).init(key, dummy)["params"])
 
 
 def apply_model(params: dict, images: jax.Array, config: FCOSConfig) -> FCOSOutputs:
