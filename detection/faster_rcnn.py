@@ -38,6 +38,7 @@ __all__ = [
     "apply_box_head",
     "apply_features",
     "apply_model",
+    "apply_roi_features",
     "detections_from_rois",
     "init_params",
     "predict",
@@ -78,11 +79,11 @@ class FasterRCNN(nn.Module):
         pyramid = self.fpn(self.backbone(normalize_images(images)))
         return pyramid, self.rpn(pyramid)
 
-    def classify_rois(self, pyramid: list[jax.Array], rois: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """Return class logits ``[B, R, C+1]`` and deltas ``[B, R, C, 4]`` of RoIs ``[B, R, 4]``."""
+    def roi_features(self, pyramid: list[jax.Array], rois: jax.Array) -> jax.Array:
+        """Return multi-level RoIAlign features ``[B, R, S, S, C]`` of RoIs ``[B, R, 4]``."""
         cfg = self.config
         roi_maps = [pyramid[cfg.strides.index(s)] for s in cfg.roi_strides]
-        roi_features = multilevel_roi_align(
+        return multilevel_roi_align(
             roi_maps,
             cfg.roi_strides,
             rois,
@@ -92,9 +93,13 @@ class FasterRCNN(nn.Module):
             canonical_level=cfg.roi_canonical_level,
             method=cfg.roi_align_method,
         )
+
+    def classify_rois(self, pyramid: list[jax.Array], rois: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Return class logits ``[B, R, C+1]`` and deltas ``[B, R, C, 4]`` of RoIs ``[B, R, 4]``."""
+        roi_features = self.roi_features(pyramid, rois)
         batch, num_rois = rois.shape[:2]
         logits, deltas = self.box_head(roi_features.reshape(batch * num_rois, *roi_features.shape[2:]))
-        return logits.reshape(batch, num_rois, -1), deltas.reshape(batch, num_rois, cfg.num_classes, 4)
+        return logits.reshape(batch, num_rois, -1), deltas.reshape(batch, num_rois, self.config.num_classes, 4)
 
     def __call__(self, images: jax.Array, rois: jax.Array):
         """Return the RPN outputs and the box head's outputs on ``rois`` (used to initialize every layer)."""
@@ -133,6 +138,11 @@ def apply_box_head(
 ) -> tuple[jax.Array, jax.Array]:
     """Return the box head's class logits ``[B, R, C+1]`` and deltas ``[B, R, C, 4]`` for RoIs ``[B, R, 4]``."""
     return FasterRCNN(config).apply({"params": params}, pyramid, rois, method=FasterRCNN.classify_rois)
+
+
+def apply_roi_features(params: dict, pyramid: list[jax.Array], rois: jax.Array, config: FasterRCNNConfig) -> jax.Array:
+    """Return the RoIAlign features ``[B, R, S, S, C]`` the box head reads for RoIs ``[B, R, 4]``."""
+    return FasterRCNN(config).apply({"params": params}, pyramid, rois, method=FasterRCNN.roi_features)
 
 
 def apply_model(params: dict, images: jax.Array, config: FasterRCNNConfig) -> FasterRCNNOutputs:

@@ -23,6 +23,7 @@ from typing import NamedTuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from detection.backbone import BACKBONES, FPN, ResNet, compile_initializer, norm, normalize_images, typed_key
 from detection.boxes import Detections, batched_nms, clip_boxes, decode_ltrb
@@ -114,42 +115,57 @@ class FCOSHead(nn.Module):
 
     config: FCOSConfig
 
-    @nn.compact
-    def __call__(self, features: list[jax.Array]) -> FCOSOutputs:
+    def setup(self):
         cfg = self.config
         conv = functools.partial(nn.Conv, kernel_size=(3, 3), kernel_init=nn.initializers.normal(0.01))
-        cls_tower = [
-            (conv(cfg.fpn_width, name=f"cls_conv{i}"), norm(cfg.fpn_width, f"cls_norm{i}"))
-            for i in range(cfg.head_convs)
-        ]
-        reg_tower = [
-            (conv(cfg.fpn_width, name=f"reg_conv{i}"), norm(cfg.fpn_width, f"reg_norm{i}"))
-            for i in range(cfg.head_convs)
-        ]
+        for i in range(cfg.head_convs):
+            for tower in ("cls", "reg"):
+                setattr(self, f"{tower}_conv{i}", conv(cfg.fpn_width))
+                setattr(self, f"{tower}_norm{i}", norm(cfg.fpn_width))
         # Bias so that sigmoid(logit) = prior_prob at init (Lin et al. 2017, sec. 4.1).
         prior_bias = -math.log((1.0 - cfg.prior_prob) / cfg.prior_prob)
-        cls_out = conv(cfg.num_classes, name="cls_logits", bias_init=nn.initializers.constant(prior_bias))
-        reg_out = conv(4, name="ltrb")
-        quality_out = conv(1, name="quality")
-        cls_all, ltrb_all, quality_all = [], [], []
-        for level, (feature, stride) in enumerate(zip(features, cfg.strides, strict=True)):
+        self.cls_logits = conv(cfg.num_classes, bias_init=nn.initializers.constant(prior_bias))
+        self.ltrb = conv(4)
+        self.quality = conv(1)
+        self.scales = [self.param(f"scale_{level}", nn.initializers.ones, ()) for level in range(len(cfg.strides))]
+
+    def towers(self, features: list[jax.Array]) -> tuple[list[jax.Array], list[jax.Array]]:
+        """Return the classification and regression tower outputs of every level (the output layers' inputs)."""
+        cls_features, reg_features = [], []
+        for feature in features:
             cls_feature, reg_feature = feature, feature
-            for layer, layer_norm in cls_tower:
-                cls_feature = nn.relu(layer_norm(layer(cls_feature)))
-            for layer, layer_norm in reg_tower:
-                reg_feature = nn.relu(layer_norm(layer(reg_feature)))
-            scale = self.param(f"scale_{level}", nn.initializers.ones, ())
-            raw = scale * reg_out(reg_feature)
-            ltrb = (nn.relu(raw) if cfg.regression == "relu" else jnp.exp(jnp.minimum(raw, 20.0))) * stride
-            batch = feature.shape[0]
-            cls_all.append(cls_out(cls_feature).reshape(batch, -1, cfg.num_classes))
-            ltrb_all.append(ltrb.reshape(batch, -1, 4))
-            quality_all.append(quality_out(reg_feature).reshape(batch, -1))
-        return FCOSOutputs(
-            jnp.concatenate(cls_all, axis=1),
-            jnp.concatenate(ltrb_all, axis=1),
-            jnp.concatenate(quality_all, axis=1),
+            for i in range(self.config.head_convs):
+                cls_feature = nn.relu(getattr(self, f"cls_norm{i}")(getattr(self, f"cls_conv{i}")(cls_feature)))
+                reg_feature = nn.relu(getattr(self, f"reg_norm{i}")(getattr(self, f"reg_conv{i}")(reg_feature)))
+            cls_features.append(cls_feature)
+            reg_features.append(reg_feature)
+        return cls_features, reg_features
+
+    def __call__(self, features: list[jax.Array]) -> FCOSOutputs:
+        cls_features, reg_features = self.towers(features)
+        batch = features[0].shape[0]
+        flat = lambda x: x.reshape(batch, -1, x.shape[-1])
+        return assemble_outputs(
+            jnp.concatenate([flat(self.cls_logits(f)) for f in cls_features], axis=1),
+            jnp.concatenate([flat(self.ltrb(f)) for f in reg_features], axis=1),
+            jnp.concatenate([flat(self.quality(f)) for f in reg_features], axis=1)[..., 0],
+            jnp.stack(self.scales),
+            self.config,
         )
+
+
+def assemble_outputs(cls_logits, ltrb_raw, quality_logits, scales, config: FCOSConfig) -> FCOSOutputs:
+    """Return the outputs from the output layers' raw values over all points ``[B, P, ...]``.
+
+    ``ltrb_raw`` is scaled by its level's learned scale, then mapped to distances in pixels:
+    ``relu(s x) * stride`` (FCOS ``norm_reg_targets``) or ``exp(s x) * stride``.
+    """
+    points = config.points
+    level = jnp.asarray(np.repeat(np.arange(len(config.strides)), [h * w for h, w in points.level_shapes]))
+    stride = jnp.asarray(points.strides, jnp.float32)[:, None]
+    raw = scales[level][:, None] * ltrb_raw
+    ltrb = (nn.relu(raw) if config.regression == "relu" else jnp.exp(jnp.minimum(raw, 20.0))) * stride
+    return FCOSOutputs(cls_logits, ltrb, quality_logits)
 
 
 class FCOS(nn.Module):
@@ -157,12 +173,18 @@ class FCOS(nn.Module):
 
     config: FCOSConfig
 
-    @nn.compact
-    def __call__(self, images: jax.Array) -> FCOSOutputs:
+    def setup(self):
         cfg = self.config
-        features = ResNet(BACKBONES[cfg.backbone], name="backbone")(normalize_images(images))
-        pyramid = FPN(cfg.fpn_width, cfg.strides, name="fpn")(features)
-        return FCOSHead(cfg, name="head")(pyramid)
+        self.backbone = ResNet(BACKBONES[cfg.backbone])
+        self.fpn = FPN(cfg.fpn_width, cfg.strides)
+        self.head = FCOSHead(cfg)
+
+    def features(self, images: jax.Array) -> list[jax.Array]:
+        """Return the FPN maps of a batch of images."""
+        return self.fpn(self.backbone(normalize_images(images)))
+
+    def __call__(self, images: jax.Array) -> FCOSOutputs:
+        return self.head(self.features(images))
 
 
 def init_params(config: FCOSConfig, key: jax.Array) -> dict:
@@ -181,6 +203,21 @@ def apply_model(params: dict, images: jax.Array, config: FCOSConfig) -> FCOSOutp
     return FCOS(config).apply({"params": params}, images)
 
 
+def apply_features(params: dict, images: jax.Array, config: FCOSConfig) -> list[jax.Array]:
+    """Return the FPN maps (the head's input) for a batch of images."""
+    return FCOS(config).apply({"params": params}, images, method=FCOS.features)
+
+
+def apply_towers(head_params: dict, pyramid: list[jax.Array], config: FCOSConfig):
+    """Return the head's (classification, regression) tower outputs per level on FPN maps."""
+    return FCOSHead(config).apply({"params": head_params}, pyramid, method=FCOSHead.towers)
+
+
+def apply_head(head_params: dict, pyramid: list[jax.Array], config: FCOSConfig) -> FCOSOutputs:
+    """Return the head's raw outputs on FPN maps; ``head_params`` is ``params["head"]``."""
+    return FCOSHead(config).apply({"params": head_params}, pyramid)
+
+
 def decode_outputs(outputs: FCOSOutputs, config: FCOSConfig) -> tuple[jax.Array, jax.Array]:
     """Return decoded boxes ``[B, P, 4]`` (clipped to the image) and scores ``[B, P, C]``."""
     points = jnp.asarray(config.points.points)
@@ -197,7 +234,12 @@ def predict(params: dict, images: jax.Array, config: FCOSConfig) -> Detections:
     pairs enter NMS at ``nms_iou_threshold``. Output: boxes ``[B, 100, 4]``, scores, classes and
     valid ``[B, 100]``.
     """
-    boxes, scores = decode_outputs(apply_model(params, images, config), config)
+    return detections_from_outputs(apply_model(params, images, config), config)
+
+
+def detections_from_outputs(outputs: FCOSOutputs, config: FCOSConfig) -> Detections:
+    """Return the final detections of raw outputs: score threshold, top-k, class-aware NMS (see :func:`predict`)."""
+    boxes, scores = decode_outputs(outputs, config)
     batch, num_points, num_classes = scores.shape
     flat_scores = scores.reshape(batch, -1)
     top_k = min(config.pre_nms_top_k, flat_scores.shape[1])

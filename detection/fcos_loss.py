@@ -40,7 +40,7 @@ import numpy as np
 
 from detection.boxes import aligned_areas, decode_ltrb
 from detection.fcos import FCOSConfig, FCOSOutputs, apply_model
-from detection.fcos_targets import assign_targets_batch
+from detection.fcos_targets import PointTargets, assign_targets_batch
 from detection.losses import (
     AREA_EPS,
     RegLoss,
@@ -82,6 +82,11 @@ def regression_weights(weighting: str, target_ltrb: jax.Array, iou_weight: jax.A
     return positive.astype(iou_weight.dtype)
 
 
+def fcos_targets(batch: dict, config: FCOSConfig) -> PointTargets:
+    """Return the point targets of ``batch`` (labels, ltrb, positive) with the config's center sampling."""
+    return assign_targets_batch(config.points, batch, radius=config.center_sampling_radius)
+
+
 def fcos_loss(
     outputs: FCOSOutputs,
     batch: dict,
@@ -92,6 +97,7 @@ def fcos_loss(
     alpha_balance: float | None = None,
     reg_weight: float = 1.0,
     quality_weight: float = 1.0,
+    targets: PointTargets | None = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Return the total FCOS loss and its components for raw ``outputs`` on ``batch``.
 
@@ -101,12 +107,14 @@ def fcos_loss(
     ``reg_loss`` is a ``reg``-form callable ``(i, u, e)``, a :class:`RegLoss` or a ``REG_LOSSES``
     name. ``alpha_balance`` multiplies the classification loss by ``alpha`` on positive entries
     and ``1 - alpha`` on negatives, as the authors wrapped their searched losses (0.25); it is
-    not applied to the built-in focal loss, which already balances inside.
+    not applied to the built-in focal loss, which already balances inside. ``targets`` are the
+    batch's point targets when already assigned (:func:`fcos_targets`), e.g. for a fixed batch.
     """
     cls_fn = as_cls_loss(cls_loss)
     reg = as_reg_loss(reg_loss)
     points = config.points
-    targets = assign_targets_batch(points, batch, radius=config.center_sampling_radius)
+    if targets is None:
+        targets = fcos_targets(batch, config)
     positive = targets.positive
     num_images = outputs.cls_logits.shape[0]
     num_positive = jnp.sum(positive).astype(jnp.float32)

@@ -1,0 +1,120 @@
+"""The verification set and the warm start: what every simulation of a search shares.
+
+*Verification set* — "#class images" in the paper: for each class, ``images_per_class`` images
+of the training split that contain it, drawn with a seeded generator, all distinct. The
+simulation trains on them and scores AP on them with the project's COCO evaluation (the images'
+own ground truth in the split's annotation file).
+
+*Warm start* — a detector trained briefly with the baseline losses (the detector's defaults) on
+the training split. It is computed once and cached on disk, keyed by everything it depends on:
+the dataset spec, the detector config, the schedule, batch size, optimizer and seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from flax import serialization
+
+from detection.batching import gather_batch, iterate_batches
+from detection.checkpoints import write_atomically
+from detection.datasets import DetectionData
+from detection.optim import OptimizerConfig
+from detection.shapes import default_cache_root
+from detection.training import train
+
+WARM_START_VERSION = 1  # bump when the warm-start recipe changes, so old caches are not reused
+
+
+def verification_indices(data: DetectionData, images_per_class: int, seed: int) -> np.ndarray:
+    """Indices of ``images_per_class`` distinct images per class that contain it, drawn with ``seed``.
+
+    Classes are visited rarest first, so a rare class still gets its images. Raises ValueError
+    when a class has too few images left, saying which.
+    """
+    if images_per_class < 1:
+        raise ValueError(f"images_per_class must be at least 1, got {images_per_class}")
+    rng = np.random.default_rng([seed, 7])
+    present = np.zeros((len(data), data.num_classes), bool)
+    for row in range(len(data)):
+        present[row, data.labels[row][data.valid[row]]] = True
+    chosen: list[int] = []
+    for cls in np.argsort(present.sum(axis=0), kind="stable"):
+        pool = np.flatnonzero(present[:, cls] & ~np.isin(np.arange(len(data)), chosen))
+        if len(pool) < images_per_class:
+            raise ValueError(
+                f"class {data.class_names[cls]!r} appears in only {len(pool)} unused training images; "
+                f"the verification set needs {images_per_class} per class (lower images_per_class)"
+            )
+        chosen.extend(int(i) for i in rng.choice(pool, images_per_class, replace=False))
+    return np.sort(np.asarray(chosen, dtype=np.int64))
+
+
+def verification_set(data: DetectionData, images_per_class: int, seed: int) -> tuple[DetectionData, dict]:
+    """The verification images (as DetectionData, for evaluation) and their batch dict (for training)."""
+    indices = verification_indices(data, images_per_class, seed)
+    return data.select(indices), gather_batch(data, indices)
+
+
+def warm_start_key(description: dict[str, Any]) -> str:
+    """A short stable hash of a JSON-ready description of the warm start."""
+    text = json.dumps({"version": WARM_START_VERSION, **description}, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def warm_start(
+    config,
+    train_data: DetectionData,
+    *,
+    data_spec: str,
+    steps: int,
+    batch_size: int,
+    optimizer: OptimizerConfig,
+    seed: int,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> tuple[Any, Path]:
+    """Parameters of ``config``'s detector trained ``steps`` steps with its default losses; cached on disk.
+
+    Returns (params, cache file). A cached file is reused when every input is the same.
+    """
+    description = {
+        "data": data_spec,
+        "config": dataclasses.asdict(config),
+        "detector": type(config).__name__,
+        "steps": steps,
+        "batch_size": batch_size,
+        "optimizer": dataclasses.asdict(optimizer),
+        "seed": seed,
+        "train_images": len(train_data),
+    }
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_root() / "warm-starts"
+    path = folder / f"warm-start-{warm_start_key(description)}.msgpack"
+    from detection.detectors import detector_of
+
+    template = detector_of(config).init_params(config, _key(seed))
+    if path.is_file():
+        try:
+            return serialization.from_bytes(template, path.read_bytes()), path
+        except (ValueError, KeyError, TypeError):
+            pass  # a damaged cache file is recomputed and replaced
+    params = template
+    if steps > 0:
+        batches = iterate_batches(train_data, batch_size, seed=seed, steps=steps)
+        params = train(config, batches, steps=steps, optimizer=optimizer, seed=seed, progress=progress,
+                       log_every=max(steps, 1)).params
+    write_atomically(path, serialization.to_bytes(params))
+    (folder / f"{path.stem}.json").write_text(json.dumps(description, indent=2, sort_keys=True, default=str))
+    return params, path
+
+
+def _key(seed: int):
+    import jax
+
+    return jax.random.key(seed)

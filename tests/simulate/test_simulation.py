@@ -1,0 +1,79 @@
+"""Simulating candidates: scores, rejections with reasons, isolation inside a batch, determinism."""
+
+import dataclasses
+import math
+
+import pytest
+
+from simulate import SimulationConfig, Simulator
+from symbolic import Candidate, KNOWN_LOSSES
+
+
+@pytest.fixture(scope="module")
+def tiny_config(tiny_train_spec):
+    return SimulationConfig(data=tiny_train_spec, image_size=64, warm_start_steps=4, warm_start_batch_size=4,
+                            steps=3, batch_size=3, min_relative_ap=0.0)
+
+
+@pytest.fixture(scope="module")
+def simulator(tiny_config, tmp_path_factory):
+    return Simulator(tiny_config, cache_dir=tmp_path_factory.mktemp("warm"), progress=False)
+
+
+def test_the_baseline_and_good_candidates_pass_with_an_ap_and_a_loss_curve(simulator):
+    assert simulator.baseline.passed and 0.0 <= simulator.baseline.score <= 1.0
+    bce = KNOWN_LOSSES["bce"].candidate
+    (result,) = simulator.simulate_many([bce])
+    assert result.passed and result.reason is None and result.key == bce.key
+    assert len(result.loss_curve) == 3 and all(math.isfinite(v) for v in result.loss_curve)
+    assert result.to_dict()["score"] == result.score
+
+
+def test_a_nan_candidate_is_rejected_with_its_step_and_does_not_poison_its_batch(simulator):
+    good = KNOWN_LOSSES["bce"].candidate
+    overflowing = Candidate.parse("exp(x + 100)*(exp(x + 100) + 1)", "sigmoid")  # overflows float32
+    mixed = simulator.simulate_many([good, overflowing, good])
+    (alone,) = simulator.simulate_many([good])
+    assert not mixed[1].passed and mixed[1].reason == "non-finite loss or gradient at step 1" and mixed[1].step == 1
+    assert math.isnan(mixed[1].score)
+    for result in (mixed[0], mixed[2]):
+        assert result.passed and result.loss_curve == alone.loss_curve and result.score == alone.score
+
+
+def test_poor_and_exploding_candidates_are_rejected_with_reasons(tiny_config, simulator):
+    strict = dataclasses.replace(simulator.config, min_relative_ap=10.0)
+    simulator.config, original = strict, simulator.config
+    try:
+        (poor,) = simulator.simulate_many([KNOWN_LOSSES["bce"].candidate])
+    finally:
+        simulator.config = original
+    assert not poor.passed and "below" in poor.reason and "baseline" in poor.reason
+    simulator.config = dataclasses.replace(original, max_loss_ratio=1.0)
+    try:
+        (rising,) = simulator.simulate_many([Candidate.parse("x*(1 - y)", "sigmoid")])
+    finally:
+        simulator.config = original
+    assert not rising.passed and rising.reason.startswith("loss exploded")
+
+
+def test_the_same_seed_gives_the_same_results_and_the_form_is_checked(tiny_config, simulator, tmp_path):
+    again = Simulator(tiny_config, cache_dir=simulator.warm_start_file.parent, progress=False)
+    assert again.baseline.loss_curve == simulator.baseline.loss_curve and again.baseline.score == simulator.baseline.score
+    with pytest.raises(ValueError, match="takes the sigmoid form"):
+        simulator.simulate_many([KNOWN_LOSSES["giou"].candidate])
+
+
+def test_the_interpreter_batching_agrees_with_the_stacked_one(tiny_config, simulator):
+    interpreted = Simulator(dataclasses.replace(tiny_config, batching="interpreter"),
+                            cache_dir=simulator.warm_start_file.parent, progress=False)
+    candidates = [KNOWN_LOSSES["bce"].candidate, KNOWN_LOSSES["cse_b_cls"].candidate]
+    for a, b in zip(interpreted.simulate_many(candidates), simulator.simulate_many(candidates), strict=True):
+        assert a.passed == b.passed
+        assert a.loss_curve == pytest.approx(b.loss_curve, rel=1e-3, abs=1e-4)
+
+
+def test_settings_out_of_range_name_the_setting():
+    with pytest.raises(ValueError, match=r"SimulationConfig.steps=0 is out of range"):
+        SimulationConfig(steps=0)
+    with pytest.raises(ValueError, match="SimulationConfig.branch='box'"):
+        SimulationConfig(branch="box")
