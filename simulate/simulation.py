@@ -9,8 +9,9 @@ with the parameters stacked across the batch and each optimizer step one jitted 
 - ``batching="stacked"`` (default): each candidate's own lowered JAX loss (``Candidate.to_jax``'s
   program) is written into the batch's step function, which compiles once per batch;
 - ``batching="interpreter"``: the losses are data for the loss interpreter
-  (:mod:`simulate.interpreter`), vectorized over the batch; it compiles once per length class
-  and never again, but every instruction evaluates every operator of the form.
+  (:mod:`simulate.interpreter`), mapped over the batch (``lax.map``: each instruction runs only
+  its own operator; vectorizing instead evaluates every operator of the form, measured slower);
+  it compiles once per length class and never again.
 
 On this project's 2-core CPU benchmark the stacked batches are faster (the interpreter's
 all-operator select costs more than a compile); see ``benchmarks/RESULTS.md``. On an
@@ -302,7 +303,7 @@ def _build_step(task, config: SimulationConfig, form: str, lowered: list | None,
                 interpreted = functools.partial(_interpreted_loss, program, form, registers)
                 return task.loss(output, frozen, key, *branch_losses(interpreted, weight))[0]
 
-            return jax.vmap(one)(outputs, programs, weights)
+            return jax.lax.map(lambda args: one(*args), (outputs, programs, weights))
         return jnp.stack([
             task.loss(jax.tree.map(lambda x, k=k: x[k], outputs), frozen, key, *branch_losses(fn, weights[k]))[0]
             for k, fn in enumerate(lowered)
