@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from autoloss.detector_commands import DETECTOR_COMMANDS, add_detector_commands
 from autoloss.export import EXPORT_COMMANDS, add_export_parser
 from autoloss.plots import PLOT_COMMANDS, add_plot_parser
+from autoloss.search_command import SEARCH_COMMANDS, add_search_parser
+from autoloss.simulate_command import SIMULATE_COMMANDS, add_simulate_parser
 from detection.training import TrainingDiverged
 from symbolic.candidate import Candidate
 from symbolic.canonical import InvalidCandidate
@@ -104,6 +106,8 @@ COMMANDS: dict[str, Command] = {
     **DETECTOR_COMMANDS,
     **EXPORT_COMMANDS,
     **PLOT_COMMANDS,
+    **SEARCH_COMMANDS,
+    **SIMULATE_COMMANDS,
 }
 
 
@@ -130,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_detector_commands(sub, json_flag)
     add_export_parser(sub, json_flag)
     add_plot_parser(sub, json_flag)
+    add_search_parser(sub, json_flag)
+    add_simulate_parser(sub, json_flag)
     return parser
 
 

@@ -62,17 +62,18 @@ def _resolve(text: str, form: str, baselines: dict, role: str) -> LossSpec:
         return LossSpec(text, {"name": text, "source": "detection baseline"})
     known = KNOWN_LOSSES.get(text)
     if known is not None and known.form == form:
-        return _from_candidate(known.candidate, {"name": text, "source": known.source})
+        return loss_spec_of(known.candidate, {"name": text, "source": known.source})
     inputs = get_form(form).input_names
     if known is not None or (_NAME.fullmatch(text) and text not in inputs):
         what = f"{text!r} is a {known.form}-form loss" if known else f"unknown {role} loss {text!r}"
         raise ValueError(
             f"{what}; give one of {', '.join(accepted_names(form))} or a {form}-form formula over {', '.join(inputs)}"
         )
-    return _from_candidate(Candidate.parse(text, form), {"name": None, "source": "formula"})
+    return loss_spec_of(Candidate.parse(text, form), {"name": None, "source": "formula"})
 
 
-def _from_candidate(candidate: Candidate, description: dict[str, Any]) -> LossSpec:
+def loss_spec_of(candidate: Candidate, description: dict[str, Any]) -> LossSpec:
+    """The loss of a candidate: its JAX function, alpha-balanced (0.25) when it is of the sigmoid form."""
     sigmoid = candidate.form.name == "sigmoid"
     return LossSpec(
         candidate.to_jax(),

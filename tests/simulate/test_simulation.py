@@ -6,7 +6,7 @@ import math
 import pytest
 
 from simulate import SimulationConfig, Simulator
-from symbolic import Candidate, KNOWN_LOSSES
+from symbolic import KNOWN_LOSSES, Candidate
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,8 @@ def test_poor_and_exploding_candidates_are_rejected_with_reasons(tiny_config, si
 
 def test_the_same_seed_gives_the_same_results_and_the_form_is_checked(tiny_config, simulator, tmp_path):
     again = Simulator(tiny_config, cache_dir=simulator.warm_start_file.parent, progress=False)
-    assert again.baseline.loss_curve == simulator.baseline.loss_curve and again.baseline.score == simulator.baseline.score
+    assert again.baseline.loss_curve == simulator.baseline.loss_curve
+    assert again.baseline.score == simulator.baseline.score
     with pytest.raises(ValueError, match="takes the sigmoid form"):
         simulator.simulate_many([KNOWN_LOSSES["giou"].candidate])
 

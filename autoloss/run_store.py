@@ -1,0 +1,199 @@
+"""The run directory of a search: what was asked, everything that happened, and where it stands.
+
+Layout (every JSON file is UTF-8; JSON files other than the log are replaced atomically — temporary
+file, fsync, ``os.replace`` — so a kill at any moment leaves the previous complete version)::
+
+    RUN_DIR/
+      run.json           marker {"format": "cse-autoloss-search", "version": 1, "created": ...}
+      config.json        every setting of the search (SearchConfig.to_dict), written once
+      candidates.jsonl   the log, append-only, flushed and fsynced after every stage (see below)
+      checkpoint.json    the search state (autoloss.search_driver), replaced after every stage
+      hall_of_fame.json  {"branches": {branch: [entry, ...]}} — rank, branch, form, key, infix,
+                         latex, prefix, size, generation, proxy_ap, proxy_metrics, mos_score, cpv
+      progress.json      {"generations": [...], "funnel": {...}}: the data layout of
+                         autoloss.plots_search (plot_search_progress, plot_funnel), plus per
+                         generation the counts generated, unique, cpv, mos, proxy, best, median
+      result.json        the final report (final evaluation rows, funnel, timings) once finished
+      final/ROW/         each model of the final evaluation (``autoloss evaluate`` reads it)
+      .lock              held (flock) while a search runs here
+
+``candidates.jsonl`` holds one object per line, each with a unique ``id``:
+
+* ``"event": "candidate"`` — one per candidate and stage it reached: ``branch``, ``generation``,
+  ``stage`` (cpv, mos or proxy), ``status`` (passed/rejected, ok/failed), ``reason`` of a rejection,
+  ``prefix`` (authors' format; ``key``, ``infix`` once a SymPy candidate was built), ``size``,
+  ``origin`` (random, mutation, crossover, zoo:NAME), the stage's scores and ``seconds``. Raw trees
+  that repeat a seen one (same functional fingerprint) are only counted, in the generation record.
+* ``"event": "generation"`` — the generation's funnel, rejection reasons, proxy APs and parents.
+* ``"event": "final"`` — one per row of the final evaluation.
+
+A resumed search redoes the stage it was killed in; records already in the log are not written again
+(by ``id``), and a line torn by the kill (no final newline) is dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import fcntl
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from autoloss.search_config import SearchConfig, SearchConfigError
+from detection.checkpoints import write_atomically
+
+FORMAT = "cse-autoloss-search"
+VERSION = 1
+MARKER, CONFIG, LOG, CHECKPOINT = "run.json", "config.json", "candidates.jsonl", "checkpoint.json"
+HALL_OF_FAME, PROGRESS, RESULT, LOCK = "hall_of_fame.json", "progress.json", "result.json", ".lock"
+
+
+class RunDirectoryError(ValueError):
+    """A run directory that cannot be used as asked (not a run, another run, busy, other settings)."""
+
+
+def _dump(value: Any) -> bytes:
+    return json.dumps(value, indent=1, allow_nan=False).encode()
+
+
+class RunStore:
+    """Reads and writes one run directory; create it with :meth:`create`, reopen it with :meth:`open`."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._logged: set[str] | None = None
+
+    @staticmethod
+    def check_new(path: str | os.PathLike) -> None:
+        """RunDirectoryError unless ``path`` is missing or an empty directory."""
+        path = Path(path)
+        if path.exists():
+            if not path.is_dir():
+                raise RunDirectoryError(f"{path} exists and is not a directory; choose another --out")
+            if (path / MARKER).is_file():
+                raise RunDirectoryError(f"{path} already holds a search run; continue it with "
+                                        f"--resume {path}, or choose a new --out")
+            if any(path.iterdir()):
+                raise RunDirectoryError(f"{path} is not empty and not a search run; choose a new --out "
+                                        "(nothing in it was changed)")
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, config: SearchConfig) -> RunStore:
+        """A new run in ``path`` (created; an existing directory must be empty)."""
+        cls.check_new(path)
+        store = cls(path)
+        store.path.mkdir(parents=True, exist_ok=True)
+        write_atomically(store.path / CONFIG, _dump(config.to_dict()))
+        created = datetime.datetime.now().isoformat(timespec="seconds")
+        marker = {"format": FORMAT, "version": VERSION, "created": created}
+        write_atomically(store.path / MARKER, _dump(marker))
+        store._logged = set()
+        return store
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> RunStore:
+        """The existing run in ``path``; RunDirectoryError if it is not one."""
+        store = cls(path)
+        marker_path = store.path / MARKER
+        if not store.path.is_dir():
+            raise RunDirectoryError(f"{store.path} is not a directory; give the run directory of a search")
+        if not marker_path.is_file() or not (store.path / CONFIG).is_file():
+            raise RunDirectoryError(f"{store.path} is not a search run directory (no {MARKER} or {CONFIG}); "
+                                    "give a directory written by autoloss search")
+        marker = store._read(MARKER)
+        if not isinstance(marker, dict) or marker.get("format") != FORMAT:
+            raise RunDirectoryError(f"{marker_path} does not describe a search run")
+        if marker.get("version") != VERSION:
+            raise RunDirectoryError(f"{store.path} was written by run format version {marker.get('version')}; "
+                                    f"this autoloss reads version {VERSION}")
+        return store
+
+    def _read(self, name: str) -> Any:
+        path = self.path / name
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise RunDirectoryError(f"{path}:{error.lineno}:{error.colno}: malformed JSON ({error.msg})") from None
+
+    def config(self) -> SearchConfig:
+        """The settings the run was started with."""
+        try:
+            return SearchConfig.from_dict(self._read(CONFIG), source=str(self.path / CONFIG))
+        except SearchConfigError as error:
+            raise RunDirectoryError(str(error)) from None
+
+    def check_config(self, config: SearchConfig) -> None:
+        """RunDirectoryError naming every result-relevant setting where ``config`` differs from the run's."""
+        differences = self.config().differences(config)
+        if differences:
+            listed = "; ".join(f"{key}: run {ours!r}, given {theirs!r}" for key, (ours, theirs) in differences.items())
+            raise RunDirectoryError(f"{self.path} was started with other settings ({listed}); resume it with its "
+                                    "own settings, or start a new run with --out")
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run's lock; RunDirectoryError if another search is running in it."""
+        with open(self.path / LOCK, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RunDirectoryError(f"another search is running in {self.path}") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    # --- the log ---------------------------------------------------------------------------------
+
+    def _logged_ids(self) -> set[str]:
+        if self._logged is None:
+            self._logged = {record["id"] for record in self.read_log() if "id" in record}
+        return self._logged
+
+    def read_log(self) -> list[dict]:
+        """Every complete record of ``candidates.jsonl`` (a torn last line is dropped from the file)."""
+        path = self.path / LOG
+        if not path.is_file():
+            return []
+        data = path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            data = data[: data.rfind(b"\n") + 1]
+            with open(path, "r+b") as handle:  # the line a kill tore: never complete, so nothing is lost
+                handle.truncate(len(data))
+        return [json.loads(line) for line in data.splitlines() if line.strip()]
+
+    def append_log(self, records: Iterable[dict]) -> int:
+        """Append the records not logged yet, then flush and fsync; returns how many were written."""
+        logged = self._logged_ids()
+        lines = []
+        for record in records:
+            if record["id"] not in logged:
+                logged.add(record["id"])
+                lines.append(json.dumps(record, allow_nan=False) + "\n")
+        if lines:
+            with open(self.path / LOG, "a", encoding="utf-8") as handle:
+                handle.write("".join(lines))
+                handle.flush()
+                os.fsync(handle.fileno())
+        return len(lines)
+
+    # --- state and reports -----------------------------------------------------------------------
+
+    def save_checkpoint(self, state: dict) -> None:
+        """Replace the checkpoint atomically."""
+        write_atomically(self.path / CHECKPOINT, json.dumps(state, allow_nan=False).encode())
+
+    def load_checkpoint(self) -> dict | None:
+        """The last checkpoint, or None before the first stage finished."""
+        return self._read(CHECKPOINT) if (self.path / CHECKPOINT).is_file() else None
+
+    def write_report(self, name: str, value: Any) -> None:
+        """Replace one of the report files (hall_of_fame.json, progress.json, result.json) atomically."""
+        write_atomically(self.path / name, _dump(value))
+
+    def read_report(self, name: str) -> Any:
+        """A report file's content, or None if it was not written yet."""
+        return self._read(name) if (self.path / name).is_file() else None

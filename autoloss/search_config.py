@@ -1,0 +1,318 @@
+"""Settings of a search: one frozen dataclass, its presets, TOML files and flag overrides, all validated.
+
+Every setting is a field of :class:`SearchConfig` with its allowed values written beside it (``_int``,
+``_choice``, ...); ``describe_settings()`` lists them for ``--help``. A config comes from a preset
+(``demo``, the default; ``small``; ``paper``), then a TOML file (top-level keys are settings, an
+optional ``preset = "small"`` picks the base, an optional ``[mos]`` table holds MOS settings), then
+command-line flags. An unknown key or a value out of range raises :class:`SearchConfigError` naming
+the setting, where it came from and what is allowed.
+
+The paper's symbols: ``population`` is M (unique candidates per generation that pass CPV and are
+scored by MOS), ``top_k`` is K (the MOS-best trained on the proxy task), ``parents`` is P (the
+proxy-best that breed the next generation); CSE-Autoloss, Sec. 3 and Algorithm 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from detection.detectors import DETECTORS
+from symbolic.zoo import KNOWN_LOSSES
+
+METHODS = ("cse", "cpv-only", "vanilla", "random")  # the search and the paper's ablation baselines
+BRANCHES = ("cls", "reg", "both")
+EXECUTION_KEYS = frozenset({"workers", "dask_scheduler", "dask_connect_timeout"})  # do not change results
+
+
+class SearchConfigError(ValueError):
+    """A setting that does not exist or has a value outside its allowed range."""
+
+
+def _setting(default, kind: str, help: str, **allowed) -> Any:
+    return dataclasses.field(default=default, metadata={"kind": kind, "help": help, **allowed})
+
+
+def _int(default: int, low: int, high: int, help: str):
+    return _setting(default, "int", help, low=low, high=high)
+
+
+def _float(default: float, low: float, high: float, help: str, *, open_low: bool = False):
+    return _setting(default, "float", help, low=low, high=high, open_low=open_low)
+
+
+def _choice(default: str, choices: tuple[str, ...], help: str):
+    return _setting(default, "choice", help, choices=choices)
+
+
+def _text(default: str | None, help: str, *, optional: bool = True):
+    return _setting(default, "text", help, optional=optional)
+
+
+def _table(help: str):
+    return dataclasses.field(default_factory=dict, metadata={"kind": "table", "help": help})
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchConfig:
+    """Every setting of a search; construct with keywords, or use :meth:`preset` / :func:`load_config`."""
+
+    # the problem
+    detector: str = _choice("fcos", tuple(DETECTORS), "detector whose loss is searched (fcos: sigmoid-form cls, "
+                            "faster-rcnn: softmax-form cls)")
+    branch: str = _choice("cls", BRANCHES, "branch searched; the other keeps its default (focal or CE; GIoU); "
+                          "both = search cls, then reg, then train the winners together")
+    method: str = _choice("cse", METHODS, "cse (CPV + MOS), or a baseline under the same proxy budget: cpv-only, "
+                          "vanilla (no CPV, no MOS) or random search")
+    data: str = _text("shapes", "dataset spec: shapes, coco:ANN.json:IMG_DIR or voc:VOC_DIR", optional=False)
+    search_val_data: str | None = _text(None, "dataset spec the proxy evaluates on (default: data's search_val split)")
+    final_val_data: str | None = _text(None, "dataset spec of the final evaluation (default: data's final_val split)")
+    data_root: str | None = _text(None, "cache folder of generated/converted data (default $AUTOLOSS_CACHE)")
+    image_size: int = _int(128, 32, 4096, "square image side in pixels")
+    detector_preset: str = _text("tiny", "detector size preset (tiny, resnet18, resnet50)", optional=False)
+    seed: int = _int(0, 0, 2**31 - 1, "seed of every random choice, the proxy and the final training")
+    # the evolution
+    generations: int = _int(3, 1, 100_000, "number of generations")
+    population: int = _int(48, 1, 1_000_000, "M: unique candidates per generation that pass CPV (scored by MOS)")
+    max_generated: int = _int(300_000, 1, 10**9, "cap on raw candidates generated per generation")
+    top_k: int = _int(3, 1, 100_000, "K: candidates per generation trained on the proxy task")
+    parents: int = _int(3, 1, 100_000, "P: best proxy-trained candidates so far that breed the next generation")
+    crossover_rate: float = _float(0.5, 0.0, 1.0, "share of offspring made by crossover (the rest by mutation)")
+    max_size: int = _int(32, 3, 500, "largest candidate tree (nodes)")
+    max_depth: int = _int(8, 1, 50, "deepest candidate tree")
+    init_depth: int = _int(5, 1, 10, "largest depth of the random trees of generation 0 (ramped half-and-half)")
+    zoo_seeds: tuple[str, ...] = _setting((), "names", "zoo losses added to generation 0 (e.g. focal, bce)",
+                                          choices=tuple(KNOWN_LOSSES))
+    verify_time_budget: float = _float(0.1, 0.0, 600.0, "seconds of CPV proof attempts per candidate")
+    mos_batch_size: int = _int(64, 1, 1_000_000, "candidates per MOS call (a checkpoint follows each)")
+    mos: Mapping[str, Any] = _table("MOS settings (simulate.SimulationConfig fields), a TOML [mos] table")
+    hall_of_fame_size: int = _int(10, 1, 100_000, "entries kept in the hall of fame")
+    # the proxy task and the final evaluation
+    proxy_steps: int = _int(150, 1, 10**8, "S: training steps of one proxy evaluation")
+    proxy_batch_size: int = _int(16, 1, 4096, "images per step on the proxy task")
+    optimizer: str = _choice("adamw", ("adamw", "sgd"), "optimizer of proxy and final training")
+    learning_rate: float = _float(2e-3, 0.0, 10.0, "peak learning rate of proxy and final training", open_low=True)
+    proxy_time_limit: float = _float(600.0, 1.0, 10**7, "seconds one proxy evaluation may take")
+    final_steps: int = _int(1000, 0, 10**9, "training steps of the final evaluation (0 skips it)")
+    final_batch_size: int = _int(16, 1, 4096, "images per step of the final evaluation")
+    final_time_limit: float = _float(3600.0, 1.0, 10**8, "seconds one final training may take")
+    # execution (may differ on resume)
+    workers: int = _int(2, 1, 4096, "local worker processes for proxy and final trainings")
+    dask_scheduler: str | None = _text(None, "Dask scheduler address (tcp://HOST:PORT) instead of local workers")
+    dask_connect_timeout: float = _float(5.0, 0.1, 600.0, "seconds to wait for the Dask scheduler")
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            object.__setattr__(self, field.name, _checked(field, getattr(self, field.name)))
+        detector = DETECTORS[self.detector]
+        if self.detector_preset not in detector.presets:
+            raise SearchConfigError(f"setting 'detector_preset' must be one of {', '.join(detector.presets)} for "
+                                    f"the {self.detector} detector, got {self.detector_preset!r}")
+        forms = {detector.cls_form, "reg"} if self.branch == "both" else {self.form_of(self.branch)}
+        for name in self.zoo_seeds:
+            if KNOWN_LOSSES[name].form not in forms:
+                raise SearchConfigError(f"setting 'zoo_seeds': {name!r} is a {KNOWN_LOSSES[name].form}-form loss; "
+                                        f"this search takes {' or '.join(sorted(forms))}-form seeds")
+        if self.init_depth > self.max_depth:
+            raise SearchConfigError(f"setting 'init_depth' ({self.init_depth}) cannot exceed 'max_depth' "
+                                    f"({self.max_depth})")
+        if self.method == "cse" and self.top_k > self.population:
+            raise SearchConfigError(f"setting 'top_k' (K = {self.top_k}) cannot exceed 'population' "
+                                    f"(M = {self.population}): the proxy takes the K best of M")
+        kind, _, rest = self.data.partition(":")
+        if not ((kind == "shapes" and not rest) or (kind in ("coco", "voc") and rest)):
+            raise SearchConfigError(f"setting 'data' must be shapes, coco:ANN.json:IMG_DIR or voc:VOC_DIR, "
+                                    f"got {self.data!r}")
+
+    @property
+    def branches(self) -> tuple[str, ...]:
+        """The branches searched, in order."""
+        return ("cls", "reg") if self.branch == "both" else (self.branch,)
+
+    def form_of(self, branch: str) -> str:
+        """The loss form of ``branch`` for this detector (sigmoid or softmax for cls, reg for reg)."""
+        return "reg" if branch == "reg" else DETECTORS[self.detector].cls_form
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as a JSON-ready dict."""
+        out = dataclasses.asdict(self)
+        out["zoo_seeds"], out["mos"] = list(self.zoo_seeds), dict(self.mos)
+        return out
+
+    def replace(self, **changes) -> SearchConfig:
+        """A copy with ``changes`` applied (validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def differences(self, other: SearchConfig, *, ignore=EXECUTION_KEYS) -> dict[str, tuple[Any, Any]]:
+        """{setting: (ours, theirs)} for every setting that differs, except ``ignore``."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return {key: (mine[key], theirs[key]) for key in mine if key not in ignore and mine[key] != theirs[key]}
+
+    @classmethod
+    def preset(cls, name: str = "demo", **overrides) -> SearchConfig:
+        """The preset ``name`` (demo, small, paper) with ``overrides``."""
+        if name not in PRESETS:
+            raise SearchConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+        return from_mapping({**PRESETS[name], **overrides}, source=f"preset {name!r}")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], *, source: str = "config") -> SearchConfig:
+        """A config from a complete or partial dict of settings (missing ones take the defaults)."""
+        return from_mapping(values, source=source)
+
+
+SETTINGS: dict[str, dataclasses.Field] = {field.name: field for field in dataclasses.fields(SearchConfig)}
+
+
+def allowed(field: dataclasses.Field) -> str:
+    """The allowed values of a setting, in words (``an integer in [1, 100000]``)."""
+    meta = field.metadata
+    kind = meta["kind"]
+    if kind == "int":
+        return f"an integer in [{meta['low']}, {meta['high']}]"
+    if kind == "float":
+        return f"a number in {'(' if meta['open_low'] else '['}{meta['low']:g}, {meta['high']:g}]"
+    if kind == "choice":
+        return "one of " + ", ".join(meta["choices"])
+    if kind == "names":
+        return "a list of zoo names (" + ", ".join(meta["choices"]) + ")"
+    if kind == "table":
+        return "a table of MOS settings"
+    return "a string" + (" or nothing" if meta["optional"] else "")
+
+
+def _checked(field: dataclasses.Field, value):
+    """``value`` converted to the setting's type; SearchConfigError if it is not allowed."""
+    meta, name = field.metadata, field.name
+    kind = meta["kind"]
+
+    def refuse():
+        return SearchConfigError(f"setting {name!r} must be {allowed(field)}, got {value!r}")
+
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int) or not meta["low"] <= value <= meta["high"]:
+            raise refuse()
+        return value
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise refuse()
+        if not (meta["low"] < value if meta["open_low"] else meta["low"] <= value) or value > meta["high"]:
+            raise refuse()
+        return float(value)
+    if kind == "choice":
+        if value not in meta["choices"]:
+            raise refuse()
+        return value
+    if kind == "names":
+        if isinstance(value, str) or not all(isinstance(item, str) and item in meta["choices"] for item in value):
+            raise refuse()
+        return tuple(value)
+    if kind == "table":
+        if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
+            raise refuse()
+        return dict(value)
+    if value is None and meta["optional"]:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise refuse()
+    return value
+
+
+def from_mapping(values: Mapping[str, Any], *, source: str = "config") -> SearchConfig:
+    """A config from ``values`` (missing settings take the defaults); errors say where they came from."""
+    unknown = [key for key in values if key not in SETTINGS]
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(key, SETTINGS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise SearchConfigError(f"{source}: unknown setting {key!r}{hint}; known settings: {', '.join(SETTINGS)}")
+    try:
+        return SearchConfig(**values)
+    except SearchConfigError as error:
+        raise SearchConfigError(f"{source}: {error}") from None
+
+
+def parse_flag_value(name: str, text: str) -> Any:
+    """The value of setting ``name`` written as command-line text (``--zoo-seeds focal,bce``)."""
+    if name not in SETTINGS:
+        raise SearchConfigError(f"unknown setting {name!r}")
+    field = SETTINGS[name]
+    kind = field.metadata["kind"]
+    try:
+        if kind == "int":
+            return int(text)
+        if kind == "float":
+            return float(text)
+    except ValueError:
+        raise SearchConfigError(f"--{name.replace('_', '-')}: must be {allowed(field)}, got {text!r}") from None
+    if kind == "names":
+        return tuple(item.strip() for item in text.split(",") if item.strip())
+    if kind == "text" and field.metadata["optional"] and text.lower() in ("", "none"):
+        return None
+    return text
+
+
+def load_config(
+    *, preset: str | None = None, path: str | Path | None = None, overrides: Mapping[str, Any] | None = None
+) -> SearchConfig:
+    """Preset (default demo, or the file's ``preset`` key), then the TOML file, then ``overrides``."""
+    file_values: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            file_values = tomllib.loads(path.read_text())
+        except OSError as error:
+            raise SearchConfigError(f"cannot read config file {path}: {error.strerror or error}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise SearchConfigError(f"{path}: not valid TOML ({error})") from None
+        file_preset = file_values.pop("preset", None)
+        if file_preset is not None and not isinstance(file_preset, str):
+            raise SearchConfigError(f"{path}: 'preset' must be a preset name, got {file_preset!r}")
+        preset = preset or file_preset
+    name = preset or "demo"
+    if name not in PRESETS:
+        raise SearchConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    values = dict(PRESETS[name])
+    if file_values:
+        from_mapping({**values, **file_values}, source=str(path))  # names the file in its errors
+        values.update(file_values)
+    if overrides:
+        from_mapping({**values, **overrides}, source="command line")
+        values.update(overrides)
+    return from_mapping(values, source="config")
+
+
+def describe_settings() -> str:
+    """One line per setting: name, default and allowed values (for ``--help`` and the docs)."""
+    lines = []
+    for field in SETTINGS.values():
+        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+        lines.append(f"{field.name} = {default!r}: {field.metadata['help']}; {allowed(field)}")
+    return "\n".join(lines)
+
+
+# demo: the default, about 10 minutes on two CPU cores (benchmarks/search_demo.py); small: a longer CPU
+# run; paper: a COCO-scale GPU configuration with the paper's detector (FCOS, ResNet-50 FPN, 1x-style
+# final schedule, Sec. 4.1) and a large M with few proxy trainings per generation. Not run in CI.
+PRESETS: dict[str, dict[str, Any]] = {
+    "demo": {},
+    "small": {
+        "generations": 6, "population": 96, "top_k": 4, "parents": 4, "proxy_steps": 400, "final_steps": 5000,
+    },
+    "paper": {
+        "data": "coco:coco/annotations/instances_train2017.json:coco/train2017",
+        "search_val_data": "coco:coco/annotations/instances_searchval2017.json:coco/train2017",
+        "final_val_data": "coco:coco/annotations/instances_val2017.json:coco/val2017",
+        "image_size": 800, "detector_preset": "resnet50", "generations": 10, "population": 1000,
+        "max_generated": 10**8, "top_k": 16, "parents": 8, "max_size": 48, "max_depth": 10, "mos_batch_size": 256,
+        "proxy_steps": 7330, "proxy_batch_size": 16, "optimizer": "sgd", "learning_rate": 1e-2,
+        "proxy_time_limit": 4 * 3600.0,
+        "final_steps": 90_000, "final_batch_size": 16, "final_time_limit": 48 * 3600.0, "workers": 1,
+        "verify_time_budget": 1.0,
+    },
+}

@@ -1,0 +1,363 @@
+"""The search, end to end: ``search(config) -> SearchResult``.
+
+For every searched branch (``cls``, ``reg``, or both in turn, the other branch keeping its default
+loss) the driver runs the :class:`~autoloss.evolution.Evolution` machine: it answers MOS requests with
+the simulator (``simulate.Simulator``, in this process, in fixed batches) and proxy requests with
+:func:`autoloss.proxy.train_and_evaluate` on the executor (a local process pool, or Dask with
+``dask_scheduler``). After every stage it appends the stage's records to the log and replaces the
+checkpoint (:mod:`autoloss.run_store`), so ``search(..., resume=True)`` continues a killed run
+and ends with what the uninterrupted run would have found.
+
+Then the final evaluation (Sec. 4 of the paper): the default losses of the detector (the baseline)
+and the best found loss of each branch (and, for ``both``, the two winners together) are trained
+with the longer final schedule on the train split and evaluated on ``final_val``, which the search
+never saw. Each row's model is saved under ``RUN_DIR/final/ROW``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
+from pathlib import Path
+from typing import Any
+
+from autoloss.evolution import Evolution, EvolutionSettings, Request, ap_metrics, hall_of_fame
+from autoloss.executors import TaskRunner, dask_executor, local_executor
+from autoloss.proxy import train_and_evaluate
+from autoloss.run_store import RunStore
+from autoloss.search_config import EXECUTION_KEYS, SearchConfig, SearchConfigError, from_mapping
+from autoloss.search_report import SearchProgress, generation_line
+from autoloss.search_result import SearchResult, write_reports
+from detection.detectors import get_detector
+from symbolic.candidate import Candidate
+
+STATE_VERSION = 1
+
+
+class MosUnavailable(ValueError):
+    """The cse method needs model optimization simulation, and none could be built."""
+
+
+def as_config(config: SearchConfig | str | Mapping | None) -> SearchConfig:
+    """A SearchConfig from a config, a preset name, a dict of settings, or None (the demo preset)."""
+    if config is None:
+        return SearchConfig.preset("demo")
+    if isinstance(config, SearchConfig):
+        return config
+    if isinstance(config, str):
+        return SearchConfig.preset(config)
+    return from_mapping(config, source="config")
+
+
+def check_data(config: SearchConfig) -> None:
+    """SearchConfigError naming the setting when a coco/voc dataset spec points at nothing."""
+    for name in ("data", "search_val_data", "final_val_data"):
+        spec = getattr(config, name)
+        kind, _, rest = (spec or "").partition(":")
+        paths = rest.split(":", 1) if kind == "coco" else [rest] if kind == "voc" else []
+        for path in paths:
+            if not Path(path).exists():
+                raise SearchConfigError(f"setting {name!r}: {path} does not exist (spec {spec!r})")
+
+
+def simulation_config(config: SearchConfig, branch: str):
+    """The ``simulate.SimulationConfig`` of ``branch``: the search's detector and data, plus ``config.mos``."""
+    try:
+        from simulate import SimulationConfig
+    except ImportError as error:
+        raise MosUnavailable(f"the cse method needs model optimization simulation (simulate.Simulator), which "
+                             f"cannot be imported ({error}); run a baseline method (--method cpv-only)") from None
+    fields = {field.name for field in dataclasses.fields(SimulationConfig)}
+    unknown = sorted(set(config.mos) - fields)
+    if unknown:
+        raise SearchConfigError(f"setting 'mos': unknown MOS setting {unknown[0]!r}; "
+                                f"known: {', '.join(sorted(fields))}")
+    values = {"detector": config.detector, "data": config.data, "data_root": config.data_root,
+              "image_size": config.image_size, "preset": config.detector_preset, "branch": branch,
+              "seed": config.seed}
+    values = {key: value for key, value in values.items() if key in fields}
+    try:
+        return SimulationConfig(**{**values, **config.mos})
+    except (TypeError, ValueError) as error:
+        raise SearchConfigError(f"setting 'mos': {error}") from None
+
+
+def make_simulator(config: SearchConfig, branch: str, *, progress: bool = True):
+    """The MOS simulator of ``branch`` (builds or loads its cached warm start)."""
+    from simulate import Simulator
+
+    return Simulator(simulation_config(config, branch), progress=progress)
+
+
+def task_spec(config: SearchConfig, losses: Mapping[str, dict], *, final: bool = False, out_dir=None) -> dict:
+    """The plain-dict spec of one proxy (or final) training for :func:`autoloss.proxy.train_and_evaluate`."""
+    return {
+        "detector": config.detector, "detector_preset": config.detector_preset, "data": config.data,
+        "data_root": config.data_root, "image_size": config.image_size, "optimizer": config.optimizer,
+        "learning_rate": config.learning_rate, "seed": config.seed,
+        "eval_data": config.final_val_data if final else config.search_val_data,
+        "eval_split": "final_val" if final else "search_val",
+        "steps": config.final_steps if final else config.proxy_steps,
+        "batch_size": config.final_batch_size if final else config.proxy_batch_size,
+        "time_limit": config.final_time_limit if final else config.proxy_time_limit,
+        "cls": dict(losses["cls"]), "reg": dict(losses["reg"]), "out_dir": None if out_dir is None else str(out_dir),
+    }
+
+
+def default_losses(config: SearchConfig) -> dict[str, dict]:
+    """The detector's default loss of each branch (focal or cross_entropy; giou)."""
+    detector = get_detector(config.detector)
+    return {"cls": {"name": detector.default_cls_loss}, "reg": {"name": detector.default_reg_loss}}
+
+
+def resolve_run(config, run_dir, resume: bool, *, check_mos: bool = True) -> tuple[SearchConfig, RunStore | None]:
+    """The effective config, and the store of a resumed run (a new run's store is created later).
+
+    A resumed run keeps its stored settings; a ``config`` given with it must agree on every setting but
+    the execution ones (workers, Dask), which it may change. Nothing is written here.
+    """
+    if resume:
+        if run_dir is None:
+            raise SearchConfigError("resume needs the run directory")
+        store = RunStore.open(run_dir)
+        stored = store.config()
+        if config is None:
+            return stored, store
+        config = as_config(config)
+        store.check_config(config)
+        return stored.replace(**{key: getattr(config, key) for key in EXECUTION_KEYS}), store
+    config = as_config(config)
+    check_data(config)
+    if config.method == "cse" and check_mos:
+        for branch in config.branches:
+            simulation_config(config, branch)  # MOS settings are checked before anything is written
+    if run_dir is not None:
+        RunStore.check_new(run_dir)
+    return config, None
+
+
+def search(
+    config: SearchConfig | str | Mapping | None = None,
+    *,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    simulator: Any = None,
+    executor: Executor | Callable[[], Executor] | None = None,
+    proxy_task: Callable[[dict], dict] | None = None,
+) -> SearchResult:
+    """Run a search (or continue the one in ``run_dir`` with ``resume=True``); return what it found.
+
+    ``simulator``: an object with ``simulate_many(candidates)`` and ``baseline``, or a factory
+    ``branch -> simulator`` such as a class (default: ``simulate.Simulator`` of the search's settings).
+    ``executor``: an Executor, or a factory of fresh ones (default: a local spawn process pool of
+    ``config.workers``, or Dask at ``config.dask_scheduler``). ``proxy_task``: the training function run
+    on the executor (default ``autoloss.proxy.train_and_evaluate``; picklable for process executors).
+    """
+    config, store = resolve_run(config, run_dir, resume, check_mos=simulator is None)
+    runner = _task_runner(config, executor)
+    reporter = SearchProgress(progress)
+    try:
+        if store is None:
+            store = RunStore.create(run_dir or Path("runs") / f"search-{datetime.datetime.now():%Y%m%d-%H%M%S}", config)
+        with store.lock():
+            summary = _SearchRun(config, store, reporter, runner, simulator, proxy_task or train_and_evaluate).run()
+    finally:
+        reporter.close()
+        runner.close()
+    return SearchResult.from_summary(store.path, config, summary)
+
+
+def _task_runner(config: SearchConfig, executor) -> TaskRunner:
+    """The runner of the caller's executor (or factory), of Dask (connected now, to fail early), or local."""
+    if isinstance(executor, Executor):
+        return TaskRunner.of(executor)
+    if executor is not None:
+        return TaskRunner(executor)
+    if config.dask_scheduler:
+        runner = TaskRunner(lambda: dask_executor(config.dask_scheduler, timeout=config.dask_connect_timeout))
+        runner.executor  # noqa: B018 - connect now: an unreachable scheduler fails before any work
+        return runner
+    return TaskRunner(lambda: local_executor(config.workers))
+
+
+class _SearchRun:
+    """One session of a search: from the checkpoint (or the start) to the end, saving after every stage."""
+
+    def __init__(self, config: SearchConfig, store: RunStore, reporter: SearchProgress, runner: TaskRunner,
+                 simulator, proxy_task):
+        self.config, self.store, self.reporter, self.runner = config, store, reporter, runner
+        self.simulator_arg, self.proxy_task = simulator, proxy_task
+        self.simulators: dict[str, Any] = {}
+        self.session_start = time.perf_counter()
+
+    def run(self) -> dict:
+        state = self.store.load_checkpoint()
+        if state is None:
+            state = {"version": STATE_VERSION, "stage": "search", "branches": {}, "final": {}, "mos_baseline": {},
+                     "seconds": {}}
+        elif state.get("version") != STATE_VERSION:
+            raise SearchConfigError(f"{self.store.path}: checkpoint version {state.get('version')} cannot be resumed "
+                                    f"by this autoloss (version {STATE_VERSION})")
+        else:
+            self.reporter.message(f"resuming the search in {self.store.path}")
+        self.base_seconds = state["seconds"].get("total", 0.0)
+        if state["stage"] == "search":
+            for branch in self.config.branches:
+                self._search_branch(state, branch)
+            state["stage"] = "final" if self.config.final_steps else "done"
+            self._save(state)
+        if state["stage"] == "final":
+            self._final(state)
+            state["stage"] = "done"
+            self._save(state)
+        return write_reports(self.store, self.config, state)
+
+    # --- bookkeeping -----------------------------------------------------------------------------
+
+    def _save(self, state: dict, events=()) -> None:
+        self.store.append_log(events)  # the log first: a resumed stage skips what it already holds
+        state["seconds"]["total"] = round(self.base_seconds + time.perf_counter() - self.session_start, 3)
+        self.store.save_checkpoint(state)
+
+    def _add_seconds(self, state: dict, name: str, seconds: float) -> None:
+        state["seconds"][name] = round(state["seconds"].get(name, 0.0) + seconds, 3)
+
+    def _commit(self, state: dict, branch: str, evo: dict, events) -> None:
+        state["branches"][branch] = evo
+        self._save(state, events)
+        closed = [e for e in events if e.get("event") == "generation"]
+        for event in closed:
+            self.reporter.close()
+            self.reporter.message(generation_line(branch, event, self.config.generations))
+        if closed:
+            write_reports(self.store, self.config, state)
+
+    # --- the evolution ---------------------------------------------------------------------------
+
+    def _search_branch(self, state: dict, branch: str) -> None:
+        machine = Evolution(EvolutionSettings.from_config(self.config, branch), progress=self.reporter.breeding)
+        evo = state["branches"].get(branch) or machine.init()
+        if evo["stage"] != "done":
+            self.reporter.message(f"searching the {branch} branch ({evo['form']} form) with method "
+                                  f"{self.config.method}, {self.config.generations} generations")
+        while True:
+            started = time.perf_counter()
+            evo, request = machine.ask(evo)
+            self.reporter.close()
+            self._add_seconds(state, "breed", time.perf_counter() - started)
+            self._commit(state, branch, evo, request.events)
+            if request.stage == "done":
+                return
+            if request.stage == "generation":
+                continue
+            if request.stage == "mos":
+                evo = self._simulate(state, branch, machine, evo, request)
+            else:
+                evo = self._train_proxies(state, branch, machine, evo, request)
+
+    def _simulator(self, state: dict, branch: str):
+        if branch not in self.simulators:
+            started = time.perf_counter()
+            given = self.simulator_arg
+            if given is None:
+                self.reporter.message(f"preparing MOS for the {branch} branch (warm start, cached after the first run)")
+                simulator = make_simulator(self.config, branch, progress=self.reporter.enabled)
+            else:
+                is_factory = isinstance(given, type) or not hasattr(given, "simulate_many")
+                simulator = given(branch) if is_factory else given
+            self.simulators[branch] = simulator
+            baseline = getattr(simulator, "baseline", None)
+            if baseline is not None and branch not in state["mos_baseline"]:
+                state["mos_baseline"][branch] = {"score": getattr(baseline, "score", None),
+                                                 "passed": getattr(baseline, "passed", None)}
+                score = state["mos_baseline"][branch]["score"]
+                self.reporter.message(f"MOS baseline ({default_losses(self.config)[branch]['name']}): AP "
+                                      + ("-" if score is None else f"{100 * score:.2f}"))
+            self._add_seconds(state, "mos", time.perf_counter() - started)
+        return self.simulators[branch]
+
+    def _simulate(self, state: dict, branch: str, machine: Evolution, evo: dict, request: Request) -> dict:
+        simulator = self._simulator(state, branch)
+        self.reporter.stage(f"gen {evo['generation'] + 1} MOS", len(evo["pool"]), done=len(evo["mos"]))
+        started = time.perf_counter()
+        candidates = [Candidate.parse(record["prefix"], evo["form"]) for record in request.candidates]
+        outcomes = simulator.simulate_many(candidates)
+        results = {record["key"]: outcome.to_dict() if hasattr(outcome, "to_dict") else dict(outcome)
+                   for record, outcome in zip(request.candidates, outcomes, strict=True)}
+        evo, events = machine.tell(evo, "mos", results)
+        self._add_seconds(state, "mos", time.perf_counter() - started)
+        self._commit(state, branch, evo, events)
+        self.reporter.advance(len(results))
+        return evo
+
+    def _train_proxies(self, state: dict, branch: str, machine: Evolution, evo: dict, request: Request) -> dict:
+        self.reporter.stage(f"gen {evo['generation'] + 1} proxy", len(evo["proxy_keys"]), unit="training",
+                            done=len(evo["proxy_keys"]) - len(request.candidates))
+        defaults = default_losses(self.config)
+        tasks = {record["key"]: (task_spec(self.config, {**defaults, branch: {"prefix": record["prefix"],
+                                                                           "form": evo["form"]}}),
+                                 self.config.proxy_time_limit) for record in request.candidates}
+        started = time.perf_counter()
+
+        def on_result(key: str, result: dict) -> None:
+            nonlocal evo
+            evo, events = machine.tell(evo, "proxy", {key: result})
+            self._commit(state, branch, evo, events)
+            ap = evo["proxy"][key]["ap"]
+            self.reporter.advance(1, last_AP="failed" if ap is None else f"{100 * ap:.2f}")
+
+        self.runner.run(self.proxy_task, tasks, on_result)
+        self._add_seconds(state, "proxy", time.perf_counter() - started)
+        return evo
+
+    # --- the final evaluation --------------------------------------------------------------------
+
+    def final_rows(self, state: dict) -> dict[str, dict]:
+        """{row: {"cls": loss, "reg": loss}}: the baseline, each branch's winner, and both winners together."""
+        defaults = default_losses(self.config)
+        found = {}
+        for branch, evo in state["branches"].items():
+            best = hall_of_fame(evo["evaluated"], 1)
+            if best:
+                found[branch] = {"prefix": best[0]["prefix"], "form": evo["form"], "infix": best[0]["infix"]}
+        rows = {"baseline": defaults}
+        if len(self.config.branches) == 1:
+            if found:
+                rows["found"] = {**defaults, **found}
+        else:
+            rows.update({f"found-{branch}": {**defaults, branch: loss} for branch, loss in found.items()})
+            if len(found) == 2:
+                rows["found-both"] = {**defaults, **found}
+        return rows
+
+    def _final(self, state: dict) -> None:
+        rows = self.final_rows(state)
+        missing = [name for name in rows if name not in state["final"]]
+        if not missing:
+            return
+        self.reporter.message(f"final evaluation: {', '.join(rows)} ({self.config.final_steps} steps each)")
+        self.reporter.stage("final", len(rows), unit="training", done=len(rows) - len(missing))
+        tasks = {name: (task_spec(self.config, rows[name], final=True, out_dir=self.store.path / "final" / name),
+                        self.config.final_time_limit) for name in missing}
+        started = time.perf_counter()
+
+        def on_result(name: str, result: dict) -> None:
+            losses = {branch: loss.get("infix") or loss.get("name") for branch, loss in rows[name].items()}
+            row = {"status": result.get("status"), "reason": result.get("reason"), "losses": losses,
+                   "metrics": ap_metrics(result.get("metrics") or {}), "seconds": result.get("seconds"),
+                   "out_dir": result.get("out_dir"), "attempts": result.get("attempts")}
+            state["final"][name] = row
+            timings = {k: v for k, v in result.items() if k.endswith(("seconds", "_second")) and k != "seconds"}
+            self._save(state, [{"id": f"final/{name}", "event": "final", "row": name, **row, "timings": timings}])
+            self.reporter.advance(1)
+
+        self.runner.run(self.proxy_task, tasks, on_result, retry_timeouts=False)
+        self._add_seconds(state, "final", time.perf_counter() - started)
+        self.reporter.close()
+
+
+

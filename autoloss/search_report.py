@@ -1,0 +1,130 @@
+"""What a search prints: live progress on stderr (bars and a line per generation) and the final text report."""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import TextIO
+
+from tqdm.auto import tqdm
+
+from autoloss.search_result import PAPER_COLUMNS
+
+
+def _percent(value, digits: int = 1) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{100 * value:.{digits}f}"
+
+
+def generation_line(branch: str, summary: dict, generations: int) -> str:
+    """One generation's funnel: generated → unique → passed CPV → passed MOS → proxy AP best/median (percent)."""
+    return (f"[{branch}] generation {summary['generation'] + 1}/{generations}: generated {summary['generated']:,} → "
+            f"unique {summary['unique']:,} → CPV {summary['cpv']:,} → MOS {summary['mos']:,} → proxy "
+            f"{summary['proxy']}: AP best {_percent(summary['best'], 2)} median {_percent(summary['median'], 2)}"
+            + (f" ({summary['proxy_failed']} failed)" if summary.get("proxy_failed") else ""))
+
+
+class SearchProgress:
+    """Progress of a running search on ``stream`` (stderr): a bar per stage and one line per generation."""
+
+    def __init__(self, enabled: bool = True, stream: TextIO | None = None):
+        self.enabled = enabled
+        self.stream = stream or sys.stderr
+        self._bar = None
+        self._name = ""
+
+    def message(self, text: str) -> None:
+        """Print one line (above any bar)."""
+        if self.enabled:
+            tqdm.write(text, file=self.stream)
+
+    def stage(self, description: str, total: int, *, done: int = 0, unit: str = "cand") -> None:
+        """Show the bar of a stage (kept if it is already shown), ``done`` of ``total`` finished."""
+        if self._bar is not None and self._name == description:
+            return
+        self.close()
+        if self.enabled:
+            self._name = description
+            self._bar = tqdm(total=total, initial=done, desc=description, unit=unit, file=self.stream, leave=False,
+                             dynamic_ncols=True)
+
+    def advance(self, count: int = 1, **postfix) -> None:
+        """Move the bar on by ``count``."""
+        if self._bar is not None:
+            self._bar.update(count)
+            if postfix:
+                self._bar.set_postfix(postfix, refresh=False)
+
+    def breeding(self, counts: dict) -> None:
+        """Evolution's progress callback: CPV-passing candidates of the target, raw trees generated."""
+        self.stage(f"gen {counts['generation'] + 1} breed+CPV", counts["target"])
+        if self._bar is not None:
+            self._bar.n = counts["passed"]
+            self._bar.set_postfix(generated=f"{counts['generated']:,}", refresh=False)
+            self._bar.refresh()
+
+    def close(self) -> None:
+        """Close the open bar."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _table(rows: list[list[str]], right: set[int]) -> list[str]:
+    widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
+    return ["  ".join(cell.rjust(w) if k in right else cell.ljust(w) for k, (cell, w) in
+                      enumerate(zip(row, widths, strict=True))).rstrip() for row in rows]
+
+
+def format_report(report: dict) -> str:
+    """The text report of a search (result.json's content plus ``run_dir``)."""
+    config = report["config"]
+    funnel = report["funnel"]
+    lines = [f"search {'finished' if report['finished'] else 'stopped'}: method {config['method']}, "
+             f"{config['detector']}, branch {config['branch']}, seed {config['seed']}; run directory "
+             f"{report['run_dir']}",
+             f"candidates: generated {funnel['generated']:,}, unique {funnel['unique']:,}, rejected by CPV "
+             f"{funnel['rejected_by_cpv']:,} (invalid {funnel['invalid']:,}), rejected by MOS "
+             f"{funnel['rejected_by_mos']:,}, proxy-trained {funnel['proxy']:,} (failed {funnel['proxy_failed']})"]
+    for branch, part in report["branches"].items():
+        rows = [["gen", "generated", "unique", "CPV", "MOS", "proxy", "best AP", "median AP"]]
+        rows += [[str(g["generation"] + 1), f"{g['generated']:,}", f"{g['unique']:,}", str(g["cpv"]), str(g["mos"]),
+                  str(g["proxy"]), _percent(g["best"], 2), _percent(g["median"], 2)] for g in part["generations"]]
+        lines += ["", f"{branch} branch ({part['form']} form), per generation (proxy AP in %):"]
+        lines += _table(rows, set(range(8)))
+        rows = [["rank", "proxy AP", "MOS", "size", "CPV", "formula"]]
+        rows += [[str(e["rank"]), _percent(e["proxy_ap"], 2), _percent(e["mos_score"], 2), str(e["size"]),
+                  e["cpv_summary"], e["infix"]] for e in part["hall_of_fame"][:5]]
+        lines += ["", f"hall of fame, {branch} (top {min(5, len(part['hall_of_fame']))}):"]
+        lines += _table(rows, {0, 1, 2, 3}) if len(rows) > 1 else ["  (no candidate finished the proxy task)"]
+    lines += format_final(report)
+    seconds = report.get("seconds", {})
+    if seconds:
+        parts = ", ".join(f"{name} {seconds[name]:.0f} s" for name in ("breed", "mos", "proxy", "final")
+                          if name in seconds)
+        lines += ["", f"time: {seconds.get('total', 0.0) / 60:.1f} min ({parts})"]
+    return "\n".join(lines)
+
+
+def format_final(report: dict) -> list[str]:
+    """Lines of the final evaluation: the paper's AP columns per row and each row's difference to the baseline."""
+    final, config = report.get("final") or {}, report["config"]
+    if not final:
+        return []
+    lines = ["", f"final evaluation: {config['final_steps']} steps (batch {config['final_batch_size']}) on the train "
+             "split, AP (%) on final_val, which the search never saw:"]
+    rows = [["row", *PAPER_COLUMNS]]
+    legend = []
+    for name, row in final.items():
+        if row.get("status") != "ok":
+            rows.append([name, *["-"] * len(PAPER_COLUMNS)])
+            legend.append(f"  {name}: failed ({row.get('reason')})")
+            continue
+        rows.append([name, *(_percent(row["metrics"].get(c)) for c in PAPER_COLUMNS)])
+        if row.get("delta"):
+            rows.append(["  vs baseline", *(_signed(row["delta"][c]) for c in PAPER_COLUMNS)])
+        legend.append(f"  {name}: cls {row['losses']['cls']}, reg {row['losses']['reg']}")
+    return lines + _table(rows, set(range(1, len(PAPER_COLUMNS) + 1))) + ["losses:", *legend]
+
+
+def _signed(value) -> str:
+    return "-" if value is None else f"{100 * value:+.1f}"

@@ -1,0 +1,209 @@
+"""What a search found: the hall of fame, the filter funnel and the final evaluation, for people and notebooks.
+
+:func:`summarize` turns a search state (the checkpoint) into the JSON reports of the run directory;
+:class:`SearchResult` is what ``autoloss.search`` returns and :meth:`SearchResult.load` reads back
+from any run directory, finished or not. Each found loss is a :class:`FoundLoss` whose
+``candidate`` is a ``symbolic.Candidate`` (``.latex()``, ``.to_jax()``, ``.prefix()``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from autoloss.evolution import hall_of_fame
+from autoloss.run_store import HALL_OF_FAME, PROGRESS, RESULT, RunStore
+from autoloss.search_config import SearchConfig
+from symbolic.candidate import Candidate
+
+PAPER_COLUMNS = ("AP", "AP50", "AP75", "AP_S", "AP_M", "AP_L")  # CSE-Autoloss, Tables 2-4
+
+
+def cpv_summary(cpv: dict | None) -> str:
+    """``passed (2/3 proved)``, ``failed: monotonicity`` or ``not checked`` (baselines without CPV)."""
+    if cpv is None:
+        return "not checked"
+    if not cpv["passed"]:
+        return "failed: " + ", ".join(cpv["failed"])
+    total = len(cpv["proved"]) + len(cpv["sampled"])
+    return f"passed ({len(cpv['proved'])}/{total} proved)"
+
+
+def hall_of_fame_entries(evaluated: list[dict], size: int, branch: str, form: str) -> list[dict]:
+    """The JSON entries of a branch's hall of fame: the loss in infix, LaTeX and prefix, with its scores."""
+    entries = []
+    for rank, record in enumerate(hall_of_fame(evaluated, size), start=1):
+        candidate = Candidate.parse(record["prefix"], form)
+        mos = record.get("mos") or {}
+        entries.append({
+            "rank": rank, "branch": branch, "form": form, "key": record["key"], "infix": record["infix"],
+            "latex": candidate.latex(), "prefix": record["prefix"], "size": record["size"],
+            "generation": record["generation"], "origin": record["origin"], "proxy_ap": record["proxy"]["ap"],
+            "proxy_metrics": record["proxy"]["metrics"], "mos_score": mos.get("score"),
+            "cpv": None if record["cpv"] is None else {k: v for k, v in record["cpv"].items() if k != "seconds"},
+            "cpv_summary": cpv_summary(record["cpv"]),
+        })
+    return entries
+
+
+def funnel(generations: list[dict]) -> dict[str, int]:
+    """Candidates at each stage summed over generations (the keys of ``autoloss.plots_search.plot_funnel``)."""
+    total: Counter = Counter()
+    for g in generations:
+        for name in ("generated", "unique", "duplicates", "cpv", "mos", "proxy", "proxy_failed"):
+            total[name] += g.get(name, 0)
+        total["rejected_by_cpv"] += sum(n for reason, n in g.get("rejected", {}).items() if reason.startswith("cpv"))
+        total["invalid"] += g.get("rejected", {}).get("invalid", 0)
+        total["rejected_by_mos"] += g.get("cpv", 0) - g.get("mos", 0)
+    return {name: total[name] for name in ("generated", "unique", "duplicates", "invalid", "rejected_by_cpv", "cpv",
+                                           "rejected_by_mos", "mos", "proxy", "proxy_failed")}
+
+
+def summarize(config: SearchConfig, state: dict) -> dict:
+    """The reports of a search state: hall of fame, progress (per generation, funnel) and final evaluation."""
+    branches, generations = {}, []
+    for branch, evo in state["branches"].items():
+        branches[branch] = {
+            "form": evo["form"],
+            "hall_of_fame": hall_of_fame_entries(evo["evaluated"], config.hall_of_fame_size, branch, evo["form"]),
+            "generations": [{**g, "branch": branch} for g in evo["generations"]],
+            "funnel": funnel(evo["generations"]),
+            "finished": evo["stage"] == "done",
+        }
+        generations += branches[branch]["generations"]
+    return {
+        "method": config.method, "detector": config.detector, "branch": config.branch,
+        "finished": state["stage"] == "done", "branches": branches, "generations": generations,
+        "funnel": funnel(generations), "mos_baseline": state.get("mos_baseline", {}),
+        "final": final_table(state.get("final", {})), "seconds": state.get("seconds", {}),
+    }
+
+
+def write_reports(store: RunStore, config: SearchConfig, state: dict) -> dict:
+    """Write hall_of_fame.json and progress.json (and result.json once finished); return the summary."""
+    summary = summarize(config, state)
+    store.write_report(HALL_OF_FAME, {"branches": {b: s["hall_of_fame"] for b, s in summary["branches"].items()}})
+    store.write_report(PROGRESS, {"generations": summary["generations"], "funnel": summary["funnel"],
+                                  "branches": {b: {"generations": s["generations"], "funnel": s["funnel"]}
+                                               for b, s in summary["branches"].items()}})
+    if summary["finished"]:
+        store.write_report(RESULT, {"config": config.to_dict(), **summary})
+    return summary
+
+
+def final_table(rows: dict[str, dict]) -> dict:
+    """Final rows with each AP column's difference to the baseline row (None where either is missing)."""
+    baseline = (rows.get("baseline") or {}).get("metrics") or {}
+    table = {}
+    for name, row in sorted(rows.items(), key=lambda item: (item[0] != "baseline", item[0])):
+        metrics = row.get("metrics") or {}
+        delta = {column: _difference(metrics.get(column), baseline.get(column)) for column in PAPER_COLUMNS}
+        table[name] = {**row, "delta": None if name == "baseline" else delta}
+    return table
+
+
+def _difference(value, reference):
+    if value is None or reference is None or not (math.isfinite(value) and math.isfinite(reference)):
+        return None
+    return value - reference
+
+
+@dataclasses.dataclass(frozen=True)
+class FoundLoss:
+    """One loss of the hall of fame: its scores, and the formula with Candidate's printers and lowering."""
+
+    rank: int
+    branch: str
+    form: str
+    formula: str  # canonical infix
+    proxy_ap: float
+    mos_score: float | None
+    cpv: str  # cpv_summary: "passed (2/3 proved)", or "not checked" for a baseline without CPV
+    size: int
+    generation: int
+    key: str
+    authors_prefix: str = dataclasses.field(repr=False, default="")
+    proxy_metrics: dict = dataclasses.field(repr=False, default_factory=dict)
+
+    @functools.cached_property
+    def candidate(self) -> Candidate:
+        """The loss as a ``symbolic.Candidate``."""
+        return Candidate.parse(self.authors_prefix, self.form)
+
+    def infix(self) -> str:
+        """Plain math text of the loss."""
+        return self.formula
+
+    def latex(self) -> str:
+        """LaTeX of the loss."""
+        return self.candidate.latex()
+
+    def prefix(self) -> str:
+        """The authors' prefix format (for --loss_cls/--loss_reg of their tools/train.py)."""
+        return self.authors_prefix
+
+    def to_jax(self):
+        """The loss as a jitted pure JAX function with its form's signature."""
+        return self.candidate.to_jax()
+
+    @classmethod
+    def from_entry(cls, entry: dict) -> FoundLoss:
+        """The FoundLoss of a hall_of_fame.json entry."""
+        return cls(entry["rank"], entry["branch"], entry["form"], entry["infix"], entry["proxy_ap"],
+                   entry["mos_score"], entry["cpv_summary"], entry["size"], entry["generation"], entry["key"],
+                   entry["prefix"], entry["proxy_metrics"])
+
+
+@dataclasses.dataclass
+class SearchResult:
+    """The outcome of a search: hall of fame, winners per branch, funnel, per-generation progress, final table."""
+
+    run_dir: Path
+    config: SearchConfig
+    hall_of_fame: list[FoundLoss]
+    winners: dict[str, FoundLoss]
+    funnel: dict[str, int]
+    generations: list[dict]
+    final: dict[str, dict]
+    seconds: dict[str, float]
+    finished: bool
+    summary: dict = dataclasses.field(repr=False, default_factory=dict)
+
+    @property
+    def best(self) -> FoundLoss | None:
+        """The best loss of the (first) searched branch; ``winners`` has every branch's."""
+        return self.winners.get(self.config.branches[0])
+
+    @classmethod
+    def from_summary(cls, run_dir, config: SearchConfig, summary: dict) -> SearchResult:
+        """The result of a :func:`summarize` summary."""
+        entries = [FoundLoss.from_entry(e) for b in summary["branches"].values() for e in b["hall_of_fame"]]
+        winners = {e.branch: e for e in entries if e.rank == 1}
+        return cls(Path(run_dir), config, entries, winners, summary["funnel"], summary["generations"],
+                   summary["final"], summary["seconds"], summary["finished"], summary)
+
+    @classmethod
+    def load(cls, run_dir) -> SearchResult:
+        """The result stored in a run directory (a finished one, or the state of an unfinished one)."""
+        store = RunStore.open(run_dir)
+        config = store.config()
+        state = store.load_checkpoint() or {"branches": {}, "stage": "search"}
+        return cls.from_summary(run_dir, config, summarize(config, state))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready summary (as in result.json), with the run directory."""
+        return {"run_dir": str(self.run_dir), "config": self.config.to_dict(), **self.summary}
+
+    def to_dataframe(self):
+        """The hall of fame as a pandas DataFrame (needs pandas)."""
+        try:
+            import pandas
+        except ImportError:
+            raise ImportError("SearchResult.to_dataframe needs pandas: pip install pandas") from None
+        names = ("rank", "branch", "formula", "proxy_ap", "mos_score", "cpv", "size", "generation", "key")
+        rows = [{**{name: getattr(e, name) for name in names}, "prefix": e.prefix()} for e in self.hall_of_fame]
+        return pandas.DataFrame(rows)

@@ -1,0 +1,100 @@
+"""The default search end to end (``autoloss search``, demo preset): wall time, filter counts, found vs baseline.
+
+Runs one search per method (``cse`` by default; ``--methods cse,cpv-only,vanilla,random`` adds the
+paper's ablation baselines under the same proxy budget) and prints a Markdown section: the machine,
+the command, wall minutes with the time of each stage, the funnel (generated, unique, rejected by CPV,
+rejected by MOS, proxy-trained), the best found loss, and the final-val AP table of the found loss
+against the baseline losses. ``--write`` replaces that section of ``benchmarks/RESULTS.md``.
+
+Usage: python benchmarks/search_demo.py [--preset demo] [--methods cse] [--out runs/bench] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from autoloss.search_config import SearchConfig  # noqa: E402
+from autoloss.search_driver import search  # noqa: E402
+from autoloss.search_result import PAPER_COLUMNS  # noqa: E402
+
+SECTION = "## Search, demo preset (autoloss search)"
+
+
+def percent(value) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def method_rows(method: str, result) -> list[str]:
+    """Markdown rows of one method: its funnel and time, and its final rows."""
+    funnel, seconds = result.funnel, result.seconds
+    stages = ", ".join(f"{name} {seconds.get(name, 0.0):.0f} s" for name in ("breed", "mos", "proxy", "final"))
+    minutes = seconds.get("total", 0.0) / 60
+    lines = [f"### method `{method}`", "",
+             f"Wall time **{minutes:.1f} min** ({stages}); run directory `{result.run_dir}`.", "",
+             "| generated | unique | rejected by CPV | passed CPV | rejected by MOS | passed MOS | proxy-trained "
+             "| proxy failed |", "|---|---|---|---|---|---|---|---|",
+             f"| {funnel['generated']:,} | {funnel['unique']:,} | {funnel['rejected_by_cpv']:,} | {funnel['cpv']:,} | "
+             f"{funnel['rejected_by_mos']:,} | {funnel['mos']:,} | {funnel['proxy']} | {funnel['proxy_failed']} |", ""]
+    best = result.best
+    if best is not None:
+        lines += [f"Best found: `{best.infix()}` (proxy AP {percent(best.proxy_ap)}, size {best.size}, CPV "
+                  f"{best.cpv}; prefix `{best.prefix()}`).", ""]
+    lines += ["| row | losses | " + " | ".join(PAPER_COLUMNS) + " |", "|---|---|" + "---|" * len(PAPER_COLUMNS)]
+    for name, row in result.final.items():
+        losses = f"cls `{row['losses']['cls']}`, reg `{row['losses']['reg']}`"
+        if row.get("status") != "ok":
+            lines.append(f"| {name} | {losses} | failed: {row.get('reason')} |")
+            continue
+        cells = []
+        for column in PAPER_COLUMNS:
+            delta = (row.get("delta") or {}).get(column)
+            cells.append(percent(row["metrics"].get(column)) + ("" if delta is None else f" ({100 * delta:+.1f})"))
+        lines.append(f"| {name} | {losses} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def write_section(text: str) -> None:
+    """Replace this benchmark's section of benchmarks/RESULTS.md."""
+    path = ROOT / "benchmarks" / "RESULTS.md"
+    content = path.read_text() if path.exists() else "# Benchmark results\n"
+    kept = [s for s in re.split(r"(?m)^(?=## )", content) if not s.startswith(SECTION)]
+    path.write_text("".join(kept).rstrip("\n") + "\n\n" + text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="demo")
+    parser.add_argument("--methods", default="cse", help="comma-separated: cse, cpv-only, vanilla, random")
+    parser.add_argument("--out", default=f"runs/bench-{datetime.datetime.now():%Y%m%d-%H%M%S}",
+                        help="folder of the run directories (one per method)")
+    parser.add_argument("--write", action="store_true", help="replace our section of benchmarks/RESULTS.md")
+    args = parser.parse_args()
+    command = "python benchmarks/search_demo.py " + " ".join(sys.argv[1:])
+    machine = (f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+               f"{platform.system()}; load average before {os.getloadavg()[0]:.1f}")
+    lines = [SECTION, "", f"Machine: {machine}. Date: {datetime.date.today()}. Command: `{command}` "
+             f"(the default run is `autoloss search`).", "",
+             "Final rows: AP (%) on final_val, which the search never saw; in parentheses the difference to the "
+             "baseline row.", ""]
+    for method in args.methods.split(","):
+        config = SearchConfig.preset(args.preset, method=method)
+        result = search(config, run_dir=Path(args.out) / method)
+        lines += method_rows(method, result)
+    lines.append(f"Load average after: {os.getloadavg()[0]:.1f}.")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.write:
+        write_section(text)
+
+
+if __name__ == "__main__":
+    main()

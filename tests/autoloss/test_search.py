@@ -1,0 +1,138 @@
+"""``autoloss.search``: the Python API, both branches, baselines, failures as values, reports that plots read,
+and a real end-to-end run (tiny detector trainings in worker processes)."""
+
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from search_fakes import FakeSimulator, fake_proxy
+
+import autoloss
+from autoloss.plots_search import plot_funnel, plot_search_progress
+from autoloss.proxy import train_and_evaluate
+from autoloss.run_store import PROGRESS, RESULT, RunStore
+from autoloss.search_config import SearchConfig
+from autoloss.search_result import SearchResult
+from detection.shapes import ensure_shapes_dataset
+from symbolic.candidate import Candidate
+
+SMALL = {"population": 6, "generations": 2, "top_k": 2, "parents": 2, "final_steps": 2}
+
+
+def run_search(run_dir, proxy=fake_proxy, simulator=FakeSimulator, **settings):
+    with ThreadPoolExecutor(2) as executor:
+        return autoloss.search(SearchConfig(**{**SMALL, **settings}), run_dir=run_dir, simulator=simulator,
+                               executor=executor, proxy_task=proxy, progress=False)
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory):
+    """A search of both branches: cls, then reg, then the winners together."""
+    return run_search(tmp_path_factory.mktemp("both") / "run", branch="both", generations=1)
+
+
+def test_the_api_returns_found_losses_as_candidates(both):
+    assert both.finished and set(both.winners) == {"cls", "reg"} and both.best is both.winners["cls"]
+    for loss in both.hall_of_fame:
+        assert Candidate.parse(loss.prefix(), loss.form).infix() == loss.infix()
+        assert loss.latex() == loss.candidate.latex() and loss.cpv.startswith("passed")
+    reg = both.winners["reg"]
+    i, u, e = np.array([1.0, 4.0]), np.array([4.0, 4.0]), np.array([9.0, 4.0])
+    assert np.all(np.isfinite(np.asarray(reg.to_jax()(i, u, e))))
+    ranked = [loss for loss in both.hall_of_fame if loss.branch == "cls"]
+    assert [loss.rank for loss in ranked] == list(range(1, len(ranked) + 1))
+    assert all(a.proxy_ap >= b.proxy_ap for a, b in zip(ranked, ranked[1:], strict=False))
+
+
+def test_both_branches_end_with_the_winners_alone_and_together(both):
+    assert list(both.final) == ["baseline", "found-both", "found-cls", "found-reg"]
+    together = both.final["found-both"]["losses"]
+    assert together == {"cls": both.winners["cls"].infix(), "reg": both.winners["reg"].infix()}
+    assert both.final["found-cls"]["losses"]["reg"] == "giou" and both.final["found-reg"]["losses"]["cls"] == "focal"
+    assert both.final["baseline"]["delta"] is None and both.final["found-cls"]["delta"]["AP"] is not None
+    assert {g["branch"] for g in both.generations} == {"cls", "reg"}
+
+
+def test_reports_feed_the_search_plots_and_reload(both):
+    store = RunStore.open(both.run_dir)
+    progress = store.read_report(PROGRESS)
+    plot_search_progress(progress["branches"]["cls"]["generations"])
+    plot_funnel(progress["funnel"])
+    assert store.read_report(RESULT)["funnel"] == both.funnel
+    loaded = SearchResult.load(both.run_dir)
+    assert [loss.key for loss in loaded.hall_of_fame] == [loss.key for loss in both.hall_of_fame]
+
+
+def test_to_dataframe_needs_pandas(both, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    with pytest.raises(ImportError, match="to_dataframe needs pandas: pip install pandas"):
+        both.to_dataframe()
+
+
+def test_the_vanilla_baseline_trains_unchecked_candidates_under_the_same_budget(tmp_path):
+    result = run_search(tmp_path / "run", method="vanilla", simulator=None)
+    funnel = result.funnel
+    assert funnel["proxy"] == 4 and funnel["rejected_by_cpv"] == 0 and funnel["rejected_by_mos"] == 0
+    assert all(loss.cpv == "not checked" and loss.mos_score is None for loss in result.hall_of_fame)
+
+
+def failing_proxy(spec: dict) -> dict:
+    """Every searched candidate diverges; the baseline trains."""
+    if any("prefix" in spec[branch] for branch in ("cls", "reg")):
+        return {"status": "failed", "reason": "diverged at step 2", "seconds": 0.1}
+    return fake_proxy(spec)
+
+
+def test_a_search_where_every_candidate_fails_still_ends(tmp_path):
+    result = run_search(tmp_path / "run", proxy=failing_proxy)
+    assert result.finished and result.hall_of_fame == [] and result.best is None
+    assert result.funnel["proxy_failed"] == result.funnel["proxy"] == 4
+    assert list(result.final) == ["baseline"]  # nothing to compare
+
+
+@pytest.fixture(scope="module")
+def tiny_specs(tmp_path_factory):
+    """coco: specs of a tiny 64x64 shapes dataset, one per split."""
+    paths = ensure_shapes_dataset(tmp_path_factory.mktemp("cache"), num_train=32, num_search_val=4, num_final_val=4,
+                                  image_size=64)  # MOS takes one training image per class
+    return {split: f"coco:{annotations}:{images}" for split, (annotations, images) in paths.items()}
+
+
+def proxy_spec(tiny_specs, **changes):
+    spec = {"detector": "fcos", "detector_preset": "tiny", "data": tiny_specs["train"], "data_root": None,
+            "eval_data": tiny_specs["search_val"], "eval_split": "search_val", "image_size": 64, "steps": 2,
+            "batch_size": 2, "optimizer": "adamw", "learning_rate": 2e-3, "seed": 0, "time_limit": 600.0,
+            "cls": {"prefix": Candidate.parse("-log(sigmoid(x))*y - (1 - y)*log(1 - sigmoid(x))", "sigmoid").prefix(),
+                    "form": "sigmoid"},
+            "reg": {"name": "giou"}, "out_dir": None}
+    return {**spec, **changes}
+
+
+def test_the_proxy_task_trains_evaluates_and_reports_failures_as_values(tiny_specs, tmp_path):
+    result = train_and_evaluate(proxy_spec(tiny_specs))
+    assert result["status"] == "ok" and 0.0 <= result["metrics"]["AP"] <= 1.0 and result["final_loss"] > 0
+    bad = train_and_evaluate(proxy_spec(tiny_specs, cls={"prefix": "Log(Q", "form": "sigmoid"}))
+    assert bad["status"] == "failed" and bad["reason"].startswith("the loss cannot be built")
+    late = train_and_evaluate(proxy_spec(tiny_specs, time_limit=1e-6))
+    assert late == {"status": "failed", "reason": "stopped at step 2: past the time limit of 1e-06 s",
+                    "seconds": late["seconds"]}
+    final = train_and_evaluate(proxy_spec(tiny_specs, cls={"name": "focal"}, out_dir=str(tmp_path / "final"),
+                                          eval_split="final_val", eval_data=tiny_specs["final_val"]))
+    assert final["status"] == "ok" and (tmp_path / "final" / "experiment.json").is_file()
+
+
+@pytest.mark.slow
+def test_end_to_end_with_real_mos_and_real_trainings_in_worker_processes(tiny_specs, tmp_path, monkeypatch):
+    monkeypatch.setenv("AUTOLOSS_CACHE", str(tmp_path / "cache"))  # the MOS warm start is cached there
+    mos = {"warm_start_steps": 2, "warm_start_batch_size": 2, "steps": 2, "batch_size": 4, "min_relative_ap": 0.0}
+    config = SearchConfig(data=tiny_specs["train"], search_val_data=tiny_specs["search_val"],
+                          final_val_data=tiny_specs["final_val"], image_size=64, population=3, generations=1,
+                          top_k=1, parents=1, proxy_steps=2, proxy_batch_size=2, final_steps=2, final_batch_size=2,
+                          workers=2, mos=mos)
+    result = autoloss.search(config, run_dir=tmp_path / "run", progress=False)
+    assert result.finished and result.funnel["mos"] == 3 and result.funnel["proxy"] == 1
+    assert result.best is not None and result.best.mos_score is not None
+    assert set(result.final) == {"baseline", "found"}
+    assert all(row["status"] == "ok" and row["metrics"]["AP"] is not None for row in result.final.values())
+    assert (tmp_path / "run" / "final" / "found" / "experiment.json").is_file()
