@@ -69,7 +69,9 @@ def test_a_run_killed_mid_proxy_stage_resumes_to_the_same_hall_of_fame(tmp_path,
     script.write_text(SCRIPT)
     run_dir = tmp_path / "killed"
     env = {**os.environ, "PYTHONPATH": IMPORT_PATH, "AUTOLOSS_FAKE_PROXY_DELAY": "0.7"}
-    process = subprocess.Popen([sys.executable, str(script), str(run_dir), json.dumps(CONFIG.to_dict())], env=env,
+    # One worker: the proxy trainings finish 0.7 s apart, a window the poll below cannot miss.
+    killed_config = {**CONFIG.to_dict(), "workers": 1}
+    process = subprocess.Popen([sys.executable, str(script), str(run_dir), json.dumps(killed_config)], env=env,
                                start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 240
     try:
