@@ -19,11 +19,11 @@ from typing import Any
 
 from detection.faster_rcnn_loss import SOFTMAX_CLS_LOSSES
 from detection.losses import CLS_LOSSES, REG_LOSSES
+from simulate.simulation import AUTHORS_ALPHA
 from symbolic.candidate import Candidate
 from symbolic.forms import get_form
 from symbolic.zoo import KNOWN_LOSSES
 
-AUTHORS_ALPHA = 0.25  # alpha balance of the authors' searched FCOS classification losses
 _NAME = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
 
 

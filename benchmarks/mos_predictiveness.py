@@ -26,10 +26,9 @@ from scipy.stats import spearmanr
 from detection.experiment import run_experiment
 from detection.training import TrainingDiverged
 from simulate import SimulationConfig, Simulator
+from simulate.simulation import AUTHORS_ALPHA
 from symbolic import KNOWN_LOSSES, InvalidCandidate, random_candidate, verify
 from symbolic.variation import mutate_candidate
-
-AUTHORS_ALPHA = 0.25
 
 
 def study_candidates(count: int, seed: int) -> list:

@@ -208,7 +208,8 @@ class Simulator:
         else:
             step, data = _build_step(self.task, self.config, self.form, [c.to_jax() for c in padded]), None
         params = jax.tree.map(lambda x: jnp.broadcast_to(x, (size, *x.shape)), self.task.trainable)
-        state = (params, jax.vmap(self._optimizer().init)(params), jnp.ones(size, bool), jnp.zeros(size, jnp.int32))
+        opt_state = jax.vmap(_optimizer(self.config).init)(params)
+        state = (params, opt_state, jnp.ones(size, bool), jnp.zeros(size, jnp.int32))
         key = jax.random.key(self.config.seed)
         curves = []
         for t in range(self.config.steps):
@@ -231,9 +232,6 @@ class Simulator:
         for result in results:
             result.seconds = (finished - started) / count
         return results
-
-    def _optimizer(self):
-        return _optimizer(self.config)
 
     def _interpreter_step(self, length: int, registers: int):
         if (length, registers) not in self._interpreter_steps:

@@ -19,12 +19,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 from flax import serialization
 
 from detection.batching import gather_batch, iterate_batches
 from detection.checkpoints import write_atomically
 from detection.datasets import DetectionData
+from detection.detectors import detector_of
 from detection.optim import OptimizerConfig
 from detection.shapes import default_cache_root
 from detection.training import train
@@ -96,9 +98,7 @@ def warm_start(
     }
     folder = Path(cache_dir) if cache_dir is not None else default_cache_root() / "warm-starts"
     path = folder / f"warm-start-{warm_start_key(description)}.msgpack"
-    from detection.detectors import detector_of
-
-    template = detector_of(config).init_params(config, _key(seed))
+    template = detector_of(config).init_params(config, jax.random.key(seed))
     if path.is_file():
         try:
             return serialization.from_bytes(template, path.read_bytes()), path
@@ -112,9 +112,3 @@ def warm_start(
     write_atomically(path, serialization.to_bytes(params))
     (folder / f"{path.stem}.json").write_text(json.dumps(description, indent=2, sort_keys=True, default=str))
     return params, path
-
-
-def _key(seed: int):
-    import jax
-
-    return jax.random.key(seed)

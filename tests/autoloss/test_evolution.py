@@ -5,7 +5,7 @@ import json
 import math
 
 import pytest
-from search_fakes import unit_hash
+from search_fakes import unit_hash, without_timings
 
 from autoloss.evolution import METHODS, Evolution, EvolutionSettings, hall_of_fame
 from symbolic.candidate import Candidate
@@ -27,15 +27,6 @@ def mos_results(candidates):
 def proxy_results(candidates):
     return {r["key"]: {"status": "ok", "metrics": {"AP": unit_hash("p" + r["key"])}, "seconds": 1.0}
             for r in candidates}
-
-
-def without_timings(value):
-    """``value`` without wall-clock fields, which differ between otherwise identical runs."""
-    if isinstance(value, dict):
-        return {k: without_timings(v) for k, v in value.items() if k not in ("seconds", "breed_seconds")}
-    if isinstance(value, list):
-        return [without_timings(v) for v in value]
-    return value
 
 
 def run(machine, state=None, *, fail=()):

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from search_fakes import FakeSimulator, fake_proxy
+from search_fakes import FakeSimulator, fake_proxy, without_timings
 
 from autoloss.run_store import CHECKPOINT, HALL_OF_FAME, LOG, RESULT, RunDirectoryError
 from autoloss.search_config import SearchConfig
@@ -47,14 +47,6 @@ def read_state(run_dir: Path) -> dict | None:
 
 def log_ids(run_dir: Path) -> list[str]:
     return [json.loads(line)["id"] for line in (run_dir / LOG).read_text().splitlines()]
-
-
-def without_timings(value):
-    if isinstance(value, dict):
-        return {k: without_timings(v) for k, v in value.items() if k not in ("seconds", "breed_seconds")}
-    if isinstance(value, list):
-        return [without_timings(v) for v in value]
-    return value
 
 
 @pytest.fixture(scope="module")
