@@ -35,9 +35,14 @@ from pycocotools.coco import COCO
 
 from detection.errors import DatasetError
 from detection.shapes import SPLITS, default_cache_root, ensure_shapes_dataset
+from detection.shapes_spec import KEYS as SHAPES_KEYS
+from detection.shapes_spec import parse_shapes_options
 from detection.voc import voc_to_coco
 
-DATASET_SPEC_FORMS = "'shapes', 'coco:ANNOTATIONS.json:IMAGE_DIR' or 'voc:VOC_DIR'"
+DATASET_SPEC_FORMS = (
+    f"'shapes', 'shapes:KEY=VALUE,...' (keys {', '.join(SHAPES_KEYS)}), "
+    "'coco:ANNOTATIONS.json:IMAGE_DIR' or 'voc:VOC_DIR'"
+)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)  # arrays inside: compare and hash by identity
@@ -293,16 +298,18 @@ _VOC_SPLIT_OF = {"train": "train", "search_val": "val", "final_val": "val"}
 
 
 def load_dataset(spec: str, *, split: str, image_size=(128, 128), root=None) -> DetectionData:
-    """Load `spec`: 'shapes' (split train/search_val/final_val), 'coco:ANN.json:IMG_DIR' or 'voc:DIR'.
+    """Load `spec`: 'shapes[:KEY=VALUE,...]' (split train/search_val/final_val), 'coco:ANN.json:IMG_DIR' or 'voc:DIR'.
 
+    'shapes' with options is a generated variant (detection.shapes_spec), made in the cache on first use.
     A coco spec names one file, so `split` is not used. For voc, ImageSets/Main/{split}.txt is used when
     it exists; otherwise search_val and final_val both read VOC's 'val' list and train reads 'train'.
     """
-    kind, _, rest = spec.partition(":")
-    if kind == "shapes" and not rest:
+    kind, colon, rest = spec.partition(":")
+    if kind == "shapes" and (rest or not colon):
+        options = parse_shapes_options(rest) if rest else {}
         if split not in SPLITS:
             raise ValueError(f"shapes has splits {', '.join(SPLITS)}; got split {split!r}")
-        annotation_path, image_dir = ensure_shapes_dataset(root)[split]
+        annotation_path, image_dir = ensure_shapes_dataset(root, **options)[split]
         return load_coco(annotation_path, image_dir, image_size=image_size)
     if kind == "coco" and rest.count(":") >= 1:
         annotation_path, _, image_dir = rest.partition(":")

@@ -21,7 +21,8 @@ Rules that shape the annotations:
 Randomness: image k of a split comes from `np.random.default_rng([seed, split_code, k])`, so it is the
 same whatever the number of images. The dataset is written once per configuration to a cache folder
 (PNG + COCO instances JSON per split), atomically, so it is loaded through the same pycocotools path
-as real data.
+as real data. A variant with other settings is named by the dataset spec ``shapes:KEY=VALUE,...``
+(:mod:`detection.shapes_spec`).
 """
 
 from __future__ import annotations

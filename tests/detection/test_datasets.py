@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from detection import datasets
 from detection.datasets import DatasetError, load_coco, load_dataset, load_voc
+from detection.shapes import ShapesConfig
+from detection.shapes_spec import parse_shapes_options
 from detection.voc import VOC_CLASSES
 
 
@@ -68,11 +71,68 @@ def test_load_dataset_specs(tmp_path, tiny_shapes_paths):
     annotation_path, image_dir = _tiny_coco(tmp_path)
     data = load_dataset(f"coco:{annotation_path}:{image_dir}", split="final_val", image_size=(16, 16))
     assert data.images.shape == (2, 16, 16, 3)
-    for spec in ("imagenet", "coco:only_one_part", "voc:", "shapes:x"):
+    for spec in ("imagenet", "coco:only_one_part", "voc:", "shapes:", "shapes2"):
         with pytest.raises(ValueError, match="accepted forms"):
             load_dataset(spec, split="train", image_size=(16, 16))
     with pytest.raises(ValueError, match="splits"):
         load_dataset("shapes", split="test", image_size=(16, 16), root=tmp_path)
+
+
+def test_shapes_options_parse_into_generator_settings():
+    text = "seed=3, classes=10,sizes=0.03-0.5,max_objects=4,image_size=96,train=50,search_val=5,final_val=7"
+    assert parse_shapes_options(text) == {
+        "seed": 3, "num_classes": 10, "object_size_range": (0.03, 0.5), "max_objects": 4, "image_size": 96,
+        "num_train": 50, "num_search_val": 5, "num_final_val": 7,
+    }
+    assert parse_shapes_options("sizes=.1-1") == {"object_size_range": (0.1, 1.0)}
+    # an option at its default names the same dataset, and cache folder, as plain 'shapes'
+    assert ShapesConfig(**parse_shapes_options("seed=0,classes=8")).cache_key() == ShapesConfig().cache_key()
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ("classes=5", r"classes='5'.*integer in \[6, 10\]"),
+        ("classes=eight", r"classes='eight'.*integer in \[6, 10\]"),
+        ("seed=-1", r"seed='-1'.*integer in \[0, "),
+        ("max_objects=0", r"max_objects='0'.*\[1, 50\]"),
+        ("image_size=8", r"image_size='8'.*\[16, 2048\]"),
+        ("train=0", r"train='0'.*\[1, 100000\]"),
+        ("final_val=1.5", r"final_val='1.5'.*integer"),
+        ("sizes=0.5-0.1", r"sizes='0.5-0.1'.*0 < LOW < HIGH <= 1"),
+        ("sizes=0-0.5", r"sizes='0-0.5'.*0 < LOW < HIGH <= 1"),
+        ("sizes=0.1-1.5", r"sizes='0.1-1.5'.*0 < LOW < HIGH <= 1"),
+        ("sizes=0.1", r"sizes='0.1'.*LOW-HIGH"),
+        ("sizes=__import__('os')", r"sizes=.*LOW-HIGH"),
+        ("colour=red", r"unknown shapes option colour='red'; keys: seed, classes"),
+        ("seed", r"'seed' is not KEY=VALUE"),
+        ("seed=1,", r"'' is not KEY=VALUE"),
+        ("seed=1,seed=2", r"seed is given twice"),
+    ],
+)
+def test_bad_shapes_options_name_key_value_range_and_form(options, expected):
+    with pytest.raises(ValueError, match=expected) as caught:
+        load_dataset(f"shapes:{options}", split="train", image_size=(16, 16))
+    assert "accepted form: shapes:KEY=VALUE,KEY=VALUE" in str(caught.value)
+
+
+def test_plain_shapes_is_the_default_dataset(monkeypatch, tiny_shapes_paths):
+    calls = []
+    monkeypatch.setattr(datasets, "ensure_shapes_dataset", lambda root, **options: calls.append(options)
+                        or tiny_shapes_paths)
+    load_dataset("shapes", split="search_val", image_size=(32, 32))
+    load_dataset("shapes:seed=2,classes=6", split="search_val", image_size=(32, 32))
+    assert calls == [{}, {"seed": 2, "num_classes": 6}]
+
+
+def test_shapes_variant_is_generated_with_its_statistics(tmp_path):
+    spec = "shapes:seed=5,classes=6,sizes=0.3-0.6,max_objects=2,train=3,search_val=2,final_val=6"
+    data = load_dataset(spec, split="final_val", image_size=(64, 64), root=tmp_path)
+    assert len(data) == 6 and data.num_classes == 6 and data.boxes.shape[1] <= 2
+    sides = np.sqrt(np.prod(data.boxes[..., 2:] - data.boxes[..., :2], axis=-1))[data.valid] / 64
+    assert sides.min() > 0.3 * 0.9 and sides.max() < 0.6 * 1.1  # aspect jitter and integer boxes
+    assert len(load_dataset(spec, split="train", image_size=(64, 64), root=tmp_path)) == 3
+    assert len(list(tmp_path.iterdir())) == 1  # one cache folder for the variant
 
 
 def test_degenerate_and_outside_boxes_are_skipped_or_clipped_with_one_warning(tmp_path):
