@@ -8,7 +8,15 @@ it runs in a worker process of any ``concurrent.futures`` executor, local or Das
      "steps": 150, "batch_size": 16, "optimizer": "adamw", "learning_rate": 0.002, "seed": 0,
      "cls": {"name": "focal"} or {"prefix": "Neg(Log(Sig(X)))", "form": "sigmoid"},
      "reg": {"name": "giou"} or {"prefix": "...", "form": "reg"},
-     "time_limit": 600.0, "out_dir": None}
+     "time_limit": 600.0, "out_dir": None,
+     "init": None or {"warm_start": {"warm_start_steps": 1000, ...}, "fresh_branch": "cls"}}
+
+With ``init`` the proxy training starts from the search's warm start — the model optimization
+simulation's, ``simulate.simulation.warm_start_of`` of the ``SimulationConfig`` fields in
+``init["warm_start"]``, read from the disk cache or trained once by whichever process needs it
+first — with the searched branch's output layer re-initialized. So a short proxy measures how well
+the candidate trains that branch on top of features that already detect, rather than the noise of
+the first steps from scratch. The final evaluation always trains from scratch.
 
 Searched classification losses of the sigmoid form are trained with the authors' alpha balancing
 (``autoloss.loss_specs``). Without ``out_dir`` (the proxy task) the model lives in memory and the
@@ -26,8 +34,11 @@ takes no callback, so a final training past its limit is only abandoned by the e
 from __future__ import annotations
 
 import functools
+import json
 import math
 import time
+
+import jax
 
 from autoloss.loss_specs import LossSpec, loss_spec_of, resolve_cls_loss, resolve_reg_loss
 from detection.batching import iterate_batches
@@ -37,6 +48,8 @@ from detection.experiment import check_same_classes, make_config, run_experiment
 from detection.inference import evaluate_model
 from detection.optim import OptimizerConfig
 from detection.training import TrainingDiverged, train
+from simulate.heads import with_fresh_output_layer
+from simulate.simulation import SimulationConfig, warm_start_of
 from symbolic.candidate import Candidate
 from symbolic.canonical import InvalidCandidate
 from symbolic.parser import ParseError
@@ -112,6 +125,7 @@ def _proxy_run(spec: dict, cls_spec: LossSpec, reg_spec: LossSpec, callback) -> 
         config,
         iterate_batches(train_data, spec["batch_size"], seed=spec["seed"], steps=spec["steps"]),
         steps=spec["steps"],
+        params=initial_params(spec, config),
         cls_loss=cls_spec.fn,
         reg_loss=reg_spec.fn,
         alpha_balance=cls_spec.alpha_balance,
@@ -125,6 +139,23 @@ def _proxy_run(spec: dict, cls_spec: LossSpec, reg_spec: LossSpec, callback) -> 
     return {"metrics": metrics, "final_loss": trained.history[-1]["loss"] if trained.history else None,
             "train_seconds": round(train_seconds, 3), "compile_seconds": round(trained.compile_seconds, 3),
             "images_per_second": round(trained.images_per_second, 1)}
+
+
+def initial_params(spec: dict, config):
+    """The parameters a proxy training starts from: None (scratch), or the warm start with the branch layer fresh."""
+    init = spec.get("init")
+    if not init:
+        return None
+    params = _warm_start(json.dumps(init["warm_start"], sort_keys=True))
+    if init.get("fresh_branch"):
+        fresh = get_detector(spec["detector"]).init_params(config, jax.random.key(spec["seed"] + 1))  # as MOS does
+        params = with_fresh_output_layer(spec["detector"], init["fresh_branch"], params, fresh)
+    return params
+
+
+@functools.lru_cache(maxsize=2)
+def _warm_start(settings: str):
+    return warm_start_of(SimulationConfig(**json.loads(settings)), progress=False)[0]
 
 
 def _final_run(spec: dict, cls_spec: LossSpec, reg_spec: LossSpec) -> dict:

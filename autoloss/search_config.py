@@ -22,7 +22,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from detection.datasets import DATASET_SPEC_FORMS
 from detection.detectors import DETECTORS
+from detection.shapes_spec import parse_shapes_options
 from symbolic.zoo import KNOWN_LOSSES
 
 METHODS = ("cse", "cpv-only", "vanilla", "random")  # the search and the paper's ablation baselines
@@ -98,6 +100,9 @@ class SearchConfig:
     optimizer: str = _choice("adamw", ("adamw", "sgd"), "optimizer of proxy and final training")
     learning_rate: float = _float(2e-3, 0.0, 10.0, "peak learning rate of proxy and final training", open_low=True)
     proxy_time_limit: float = _float(600.0, 1.0, 10**7, "seconds one proxy evaluation may take")
+    proxy_init: str = _choice("warm", ("warm", "scratch"), "start of a proxy training: warm = the MOS warm start "
+                              "(mos.warm_start_steps with the default losses) with the searched branch's output "
+                              "layer re-initialized; scratch = a freshly initialized detector")
     final_steps: int = _int(1000, 0, 10**9, "training steps of the final evaluation (0 skips it)")
     final_batch_size: int = _int(16, 1, 4096, "images per step of the final evaluation")
     final_time_limit: float = _float(3600.0, 1.0, 10**8, "seconds one final training may take")
@@ -124,10 +129,8 @@ class SearchConfig:
         if self.method == "cse" and self.top_k > self.population:
             raise SearchConfigError(f"setting 'top_k' (K = {self.top_k}) cannot exceed 'population' "
                                     f"(M = {self.population}): the proxy takes the K best of M")
-        kind, _, rest = self.data.partition(":")
-        if not ((kind == "shapes" and not rest) or (kind in ("coco", "voc") and rest)):
-            raise SearchConfigError(f"setting 'data' must be shapes, coco:ANN.json:IMG_DIR or voc:VOC_DIR, "
-                                    f"got {self.data!r}")
+        for name in ("data", "search_val_data", "final_val_data"):
+            check_dataset_spec(name, getattr(self, name))
 
     @property
     def branches(self) -> tuple[str, ...]:
@@ -184,6 +187,20 @@ def allowed(field: dataclasses.Field) -> str:
     if kind == "table":
         return "a table of MOS settings"
     return "a string" + (" or nothing" if meta["optional"] else "")
+
+
+def check_dataset_spec(name: str, spec: str | None) -> None:
+    """SearchConfigError naming setting ``name`` when ``spec`` is not a dataset spec (``None`` is allowed)."""
+    if spec is None:
+        return
+    kind, colon, rest = spec.partition(":")
+    if kind == "shapes" and colon:
+        try:
+            parse_shapes_options(rest)
+        except ValueError as error:
+            raise SearchConfigError(f"setting {name!r}: {error}") from None
+    elif not ((kind == "shapes" and not colon) or (kind in ("coco", "voc") and rest)):
+        raise SearchConfigError(f"setting {name!r} must be {DATASET_SPEC_FORMS}, got {spec!r}")
 
 
 def _checked(field: dataclasses.Field, value):

@@ -35,6 +35,8 @@ from detection.detectors import get_detector
 from symbolic.candidate import Candidate
 
 STATE_VERSION = 1
+WARM_START_FIELDS = ("detector", "data", "data_root", "image_size", "preset", "seed", "warm_start_steps",
+                     "warm_start_batch_size")
 
 
 class MosUnavailable(ValueError):
@@ -92,8 +94,16 @@ def make_simulator(config: SearchConfig, branch: str, *, progress: bool = True):
     return Simulator(simulation_config(config, branch), progress=progress)
 
 
-def task_spec(config: SearchConfig, losses: Mapping[str, dict], *, final: bool = False, out_dir=None) -> dict:
-    """The plain-dict spec of one proxy (or final) training for :func:`autoloss.proxy.train_and_evaluate`."""
+def task_spec(config: SearchConfig, losses: Mapping[str, dict], *, final: bool = False, out_dir=None,
+              branch: str | None = None) -> dict:
+    """The plain-dict spec of one proxy (or final) training for :func:`autoloss.proxy.train_and_evaluate`.
+
+    A proxy training of ``branch`` with ``proxy_init = "warm"`` starts from the MOS warm start with
+    that branch's output layer fresh; final trainings start from scratch.
+    """
+    init = None
+    if branch is not None and not final and config.proxy_init == "warm":
+        init = {"warm_start": warm_start_settings(config, branch), "fresh_branch": branch}
     return {
         "detector": config.detector, "detector_preset": config.detector_preset, "data": config.data,
         "data_root": config.data_root, "image_size": config.image_size, "optimizer": config.optimizer,
@@ -104,7 +114,14 @@ def task_spec(config: SearchConfig, losses: Mapping[str, dict], *, final: bool =
         "batch_size": config.final_batch_size if final else config.proxy_batch_size,
         "time_limit": config.final_time_limit if final else config.proxy_time_limit,
         "cls": dict(losses["cls"]), "reg": dict(losses["reg"]), "out_dir": None if out_dir is None else str(out_dir),
+        "init": init,
     }
+
+
+def warm_start_settings(config: SearchConfig, branch: str) -> dict:
+    """The ``SimulationConfig`` fields that determine the search's warm start (JSON-ready)."""
+    simulation = simulation_config(config, branch)
+    return {name: getattr(simulation, name) for name in WARM_START_FIELDS}
 
 
 def default_losses(config: SearchConfig) -> dict[str, dict]:
@@ -299,7 +316,7 @@ class _SearchRun:
                             done=len(evo["proxy_keys"]) - len(request.candidates))
         defaults = default_losses(self.config)
         tasks = {record["key"]: (task_spec(self.config, {**defaults, branch: {"prefix": record["prefix"],
-                                                                           "form": evo["form"]}}),
+                                                                           "form": evo["form"]}}, branch=branch),
                                  self.config.proxy_time_limit) for record in request.candidates}
         started = time.perf_counter()
 

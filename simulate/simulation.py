@@ -136,6 +136,29 @@ class SimulationResult:
         return out
 
 
+def warm_start_of(config: SimulationConfig, *, cache_dir=None, progress: bool = True):
+    """(params, cache file, detector config, train data) of the warm start of ``config`` (cached on disk).
+
+    The one recipe behind the MOS warm start and the proxy task's warm start (``autoloss.proxy``), so
+    both start from the same file.
+    """
+    detector = get_detector(config.detector)
+    train_data = load_dataset(config.data, split="train", image_size=config.image_size, root=config.data_root)
+    detector_config = detector.make_config(train_data.num_classes, config.image_size, config.preset)
+    params, path = warm_start(
+        detector_config,
+        train_data,
+        data_spec=config.data,
+        steps=config.warm_start_steps,
+        batch_size=config.warm_start_batch_size,
+        optimizer=OptimizerConfig(learning_rate=2e-3, warmup_steps=min(200, config.warm_start_steps // 4)),
+        seed=config.seed,
+        cache_dir=cache_dir,
+        progress=progress,
+    )
+    return params, path, detector_config, train_data
+
+
 class Simulator:
     """Simulates candidates of one branch against a cached warm start; build once per search."""
 
@@ -144,19 +167,8 @@ class Simulator:
         self.progress = progress
         self.form = config.form
         detector = get_detector(config.detector)
-        train_data = load_dataset(config.data, split="train", image_size=config.image_size, root=config.data_root)
-        self.detector_config = detector.make_config(train_data.num_classes, config.image_size, config.preset)
-        params, self.warm_start_file = warm_start(
-            self.detector_config,
-            train_data,
-            data_spec=config.data,
-            steps=config.warm_start_steps,
-            batch_size=config.warm_start_batch_size,
-            optimizer=OptimizerConfig(learning_rate=2e-3, warmup_steps=min(200, config.warm_start_steps // 4)),
-            seed=config.seed,
-            cache_dir=cache_dir,
-            progress=progress,
-        )
+        params, self.warm_start_file, self.detector_config, train_data = warm_start_of(
+            config, cache_dir=cache_dir, progress=progress)
         if config.reset_output:
             fresh = detector.init_params(self.detector_config, jax.random.key(config.seed + 1))
             params = with_fresh_output_layer(config.detector, config.branch, params, fresh)

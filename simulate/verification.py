@@ -7,12 +7,15 @@ own ground truth in the split's annotation file).
 
 *Warm start* — a detector trained briefly with the baseline losses (the detector's defaults) on
 the training split. It is computed once and cached on disk, keyed by everything it depends on:
-the dataset spec, the detector config, the schedule, batch size, optimizer and seed.
+the dataset spec, the detector config, the schedule, batch size, optimizer and seed. Processes
+that need the same warm start at once (the workers of a search) take turns on a lock file: one
+trains it, the others then read it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
@@ -99,16 +102,19 @@ def warm_start(
     folder = Path(cache_dir) if cache_dir is not None else default_cache_root() / "warm-starts"
     path = folder / f"warm-start-{warm_start_key(description)}.msgpack"
     template = detector_of(config).init_params(config, jax.random.key(seed))
-    if path.is_file():
-        try:
-            return serialization.from_bytes(template, path.read_bytes()), path
-        except (ValueError, KeyError, TypeError):
-            pass  # a damaged cache file is recomputed and replaced
-    params = template
-    if steps > 0:
-        batches = iterate_batches(train_data, batch_size, seed=seed, steps=steps)
-        params = train(config, batches, steps=steps, optimizer=optimizer, seed=seed, progress=progress,
-                       log_every=max(steps, 1)).params
-    write_atomically(path, serialization.to_bytes(params))
-    (folder / f"{path.stem}.json").write_text(json.dumps(description, indent=2, sort_keys=True, default=str))
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{path.stem}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
+        if path.is_file():
+            try:
+                return serialization.from_bytes(template, path.read_bytes()), path
+            except (ValueError, KeyError, TypeError):
+                pass  # a damaged cache file is recomputed and replaced
+        params = template
+        if steps > 0:
+            batches = iterate_batches(train_data, batch_size, seed=seed, steps=steps)
+            params = train(config, batches, steps=steps, optimizer=optimizer, seed=seed, progress=progress,
+                           log_every=max(steps, 1)).params
+        write_atomically(path, serialization.to_bytes(params))
+        (folder / f"{path.stem}.json").write_text(json.dumps(description, indent=2, sort_keys=True, default=str))
     return params, path

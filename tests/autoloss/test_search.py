@@ -4,17 +4,22 @@ and a real end-to-end run (tiny detector trainings in worker processes)."""
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+import jax
 import numpy as np
 import pytest
 from search_fakes import FakeSimulator, fake_proxy
 
 import autoloss
 from autoloss.plots_search import plot_funnel, plot_search_progress
-from autoloss.proxy import train_and_evaluate
+from autoloss.proxy import initial_params, train_and_evaluate
 from autoloss.run_store import PROGRESS, RESULT, RunStore
 from autoloss.search_config import SearchConfig
+from autoloss.search_driver import default_losses, simulation_config, task_spec
 from autoloss.search_result import SearchResult
+from detection.detectors import get_detector
 from detection.shapes import ensure_shapes_dataset
+from simulate.heads import OUTPUT_LAYERS
+from simulate.simulation import warm_start_of
 from symbolic.candidate import Candidate
 
 SMALL = {"population": 6, "generations": 2, "top_k": 2, "parents": 2, "final_steps": 2}
@@ -136,3 +141,23 @@ def test_end_to_end_with_real_mos_and_real_trainings_in_worker_processes(tiny_sp
     assert set(result.final) == {"baseline", "found"}
     assert all(row["status"] == "ok" and row["metrics"]["AP"] is not None for row in result.final.values())
     assert (tmp_path / "run" / "final" / "found" / "experiment.json").is_file()
+
+
+def test_a_warm_proxy_starts_from_the_mos_warm_start_with_the_searched_layer_fresh(tiny_specs, tmp_path, monkeypatch):
+    monkeypatch.setenv("AUTOLOSS_CACHE", str(tmp_path / "cache"))
+    config = SearchConfig(data=tiny_specs["train"], search_val_data=tiny_specs["search_val"], image_size=64,
+                          proxy_steps=2, proxy_batch_size=2, mos={"warm_start_steps": 2, "warm_start_batch_size": 2})
+    losses = default_losses(config)
+    spec = task_spec(config, losses, branch="cls")
+    assert spec["init"]["fresh_branch"] == "cls"
+    assert task_spec(config, losses, branch="cls", final=True)["init"] is None  # final trainings start fresh
+    assert task_spec(config.replace(proxy_init="scratch"), losses, branch="cls")["init"] is None
+
+    warm, _, detector_config, _ = warm_start_of(simulation_config(config, "cls"), progress=False)
+    fresh = get_detector("fcos").init_params(detector_config, jax.random.key(config.seed + 1))
+    start = initial_params(spec, detector_config)
+    head, layers = OUTPUT_LAYERS["fcos"]
+    for name, expected in {"cls": fresh, "reg": warm}.items():
+        np.testing.assert_array_equal(start[head][layers[name]]["kernel"], expected[head][layers[name]]["kernel"])
+    np.testing.assert_array_equal(jax.tree.leaves(start["backbone"])[0], jax.tree.leaves(warm["backbone"])[0])
+    assert train_and_evaluate(spec)["status"] == "ok"
