@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from autoloss.detector_commands import DETECTOR_COMMANDS, add_detector_commands
 from autoloss.export import EXPORT_COMMANDS, add_export_parser
 from autoloss.plots import PLOT_COMMANDS, add_plot_parser
+from autoloss.report_command import REPORT_COMMANDS, add_report_parser
 from autoloss.search_command import SEARCH_COMMANDS, add_search_parser
 from autoloss.simulate_command import SIMULATE_COMMANDS, add_simulate_parser
 from detection.training import TrainingDiverged
@@ -106,6 +107,7 @@ COMMANDS: dict[str, Command] = {
     **DETECTOR_COMMANDS,
     **EXPORT_COMMANDS,
     **PLOT_COMMANDS,
+    **REPORT_COMMANDS,
     **SEARCH_COMMANDS,
     **SIMULATE_COMMANDS,
 }
@@ -134,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_detector_commands(sub, json_flag)
     add_export_parser(sub, json_flag)
     add_plot_parser(sub, json_flag)
+    add_report_parser(sub, json_flag)
     add_search_parser(sub, json_flag)
     add_simulate_parser(sub, json_flag)
     return parser

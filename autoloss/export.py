@@ -12,6 +12,9 @@ printers are not used (see ``symbolic.lowering`` for why).
 
 The prefix export is the authors' format, which their MMDetection ``tools/train.py`` takes
 as ``--loss_cls`` / ``--loss_reg``.
+
+What is exported is a formula of a form, or a loss a search found: given a run directory, the
+best (or ``--rank N``-th) loss of its hall of fame for ``--branch`` (the run's only branch by default).
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ import tempfile
 import sympy
 
 from symbolic.candidate import Candidate
+from symbolic.canonical import InvalidCandidate
 from symbolic.forms import FORMS, Form
 from symbolic.lowering import LoweringError, Program
 from symbolic.operators import DIV_FLOOR, EXP_CAP, LOG_FLOOR, OPERATORS, SQRT_FLOOR
+from symbolic.parser import ParseError
 
 EXPORT_FORMATS = ("jax", "sympy", "latex", "prefix")
 
@@ -270,11 +275,51 @@ def export_text(candidate: Candidate, to: str) -> str:
     raise ValueError(f"unknown export format {to!r}; choose one of {', '.join(EXPORT_FORMATS)}")
 
 
-def resolve_candidate(source: str, form: str | None) -> Candidate:
-    """The candidate a command is about: a formula (infix or prefix) of ``form``."""
+def resolve_candidate(source: str, form: str | None, *, branch: str | None = None,
+                      rank: int | None = None) -> Candidate:
+    """The candidate a command is about: a formula (infix or prefix) of ``form``, or a run directory's found loss."""
+    if os.path.isdir(source):
+        return found_loss(source, branch=branch, rank=rank, form=form).candidate
+    if branch is not None or rank is not None:
+        raise ValueError(f"--branch and --rank pick a found loss of a search run directory; {source} is not a "
+                         "directory")
     if form is None:
-        raise ValueError("give the loss form of the formula with --form")
-    return Candidate.parse(source, form)
+        raise ValueError("give the loss form of the formula with --form (or give a search run directory)")
+    try:
+        return Candidate.parse(source, form)
+    except (ParseError, InvalidCandidate) as error:
+        if os.sep not in source:
+            raise
+        raise ValueError(f"{source} is neither a search run directory (no such directory) nor a formula "
+                         f"({error})") from None
+
+
+def found_loss(run_dir: str | os.PathLike, *, branch: str | None = None, rank: int | None = None,
+               form: str | None = None):
+    """The ``rank``-th (default: best) hall-of-fame loss of ``branch`` (default: the only one) of a run, a FoundLoss."""
+    from autoloss.search_result import SearchResult  # the search's modules only when a run is asked for
+
+    result = SearchResult.load(run_dir)
+    searched = result.config.branches
+    if branch is None:
+        if len(searched) > 1:
+            raise ValueError(f"{run_dir} searched the {' and '.join(searched)} branches; choose one with --branch")
+        branch = searched[0]
+    elif branch not in searched:
+        raise ValueError(f"{run_dir} searched only the {searched[0]} branch, not {branch}; give --branch "
+                         f"{searched[0]} or leave it out")
+    ranked = [loss for loss in result.hall_of_fame if loss.branch == branch]
+    if not ranked:
+        raise ValueError(f"{run_dir} has no found {branch} loss yet: no candidate of that branch finished the "
+                         "proxy task")
+    rank = 1 if rank is None else rank
+    if not 1 <= rank <= len(ranked):
+        raise ValueError(f"{run_dir}: the {branch} hall of fame holds {len(ranked)} loss"
+                         f"{'es' if len(ranked) > 1 else ''}; give --rank from 1 to {len(ranked)}")
+    loss = ranked[rank - 1]
+    if form is not None and form != loss.form:
+        raise ValueError(f"the {branch} losses of {run_dir} are of the {loss.form} form, not {form}; leave out --form")
+    return loss
 
 
 def write_atomically(path: str, data: str | bytes) -> None:
@@ -298,20 +343,26 @@ def write_atomically(path: str, data: str | bytes) -> None:
 
 
 def run_export(args: argparse.Namespace) -> dict:
-    """``autoloss export EXPR --form F --to FORMAT [-o FILE]``: the loss as text, printed or written."""
-    candidate = resolve_candidate(args.expr, args.form)
+    """``autoloss export (EXPR --form F | RUN_DIR [--branch B] [--rank N]) --to FORMAT``: the loss as text."""
+    if os.path.isdir(args.expr):
+        loss = found_loss(args.expr, branch=args.branch, rank=args.rank, form=args.form)
+        candidate, found = loss.candidate, {"run_dir": args.expr, "branch": loss.branch, "rank": loss.rank}
+    else:
+        candidate, found = resolve_candidate(args.expr, args.form, branch=args.branch, rank=args.rank), None
     text = export_text(candidate, args.to)
     if args.output is not None:
         write_atomically(args.output, text)
     return {"format": args.to, "text": text, "path": args.output, "form": candidate.form.name,
-            "infix": candidate.infix(), "key": candidate.key}
+            "infix": candidate.infix(), "key": candidate.key, "found": found}
 
 
 def format_export(report: dict) -> str:
     """Text report of ``export``: the exported text itself, or where it was written."""
     if report["path"] is None:
         return report["text"].rstrip("\n")
-    return f"wrote the {report['format']} export of {report['infix']} ({report['form']}) to {report['path']}"
+    found = report.get("found")
+    origin = f", rank {found['rank']} of the {found['branch']} branch of {found['run_dir']}," if found else ""
+    return f"wrote the {report['format']} export of {report['infix']} ({report['form']}){origin} to {report['path']}"
 
 
 EXPORT_COMMANDS = {"export": (run_export, format_export)}
@@ -319,10 +370,15 @@ EXPORT_COMMANDS = {"export": (run_export, format_export)}
 
 def add_export_parser(sub, json_flag: argparse.ArgumentParser) -> None:
     """Add the ``export`` subcommand to the CLI's subparsers."""
-    export = sub.add_parser("export", parents=[json_flag], help="a formula as a standalone JAX module, SymPy, "
-                            "LaTeX or the authors' prefix string")
-    export.add_argument("expr", metavar="EXPR", help="the formula, infix or the authors' prefix format")
-    export.add_argument("--form", choices=sorted(FORMS), help="the loss form of the formula (required)")
+    export = sub.add_parser("export", parents=[json_flag], help="a formula, or a loss a search found, as a "
+                            "standalone JAX module, SymPy, LaTeX or the authors' prefix string")
+    export.add_argument("expr", metavar="EXPR|RUN_DIR", help="the formula, infix or the authors' prefix format; or "
+                        "the run directory of a search, to export a loss it found")
+    export.add_argument("--form", choices=sorted(FORMS), help="the loss form of the formula (required for a formula)")
+    export.add_argument("--branch", choices=("cls", "reg"), help="with RUN_DIR: the branch whose found loss to "
+                        "export (default: the run's only branch)")
+    export.add_argument("--rank", type=int, metavar="N", help="with RUN_DIR: the N-th loss of the branch's hall "
+                        "of fame (default 1, the best)")
     export.add_argument("--to", required=True, choices=EXPORT_FORMATS,
                         help="jax: a module of pure JAX functions needing only jax; sympy; latex; prefix: the "
                         "authors' format, for --loss_cls/--loss_reg of their MMDetection tools/train.py")

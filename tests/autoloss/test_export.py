@@ -1,4 +1,5 @@
-"""Export: generated JAX modules import with only jax and match ``Candidate.to_jax()``; the CLI writes files."""
+"""Export: generated JAX modules import with only jax and match ``Candidate.to_jax()``; the CLI writes files and
+exports the losses a search found from its run directory."""
 
 import ast
 import importlib.util
@@ -11,9 +12,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from search_runs import finished_run
 
 from autoloss.cli import main
 from autoloss.export import EXPORT_FORMATS, STABLE_LOG_TEMPLATES, TEMPLATES, export_text, jax_module_source
+from autoloss.run_store import HALL_OF_FAME, RunStore
 from symbolic.candidate import Candidate
 from symbolic.forms import FORMS
 from symbolic.operators import OPERATORS
@@ -191,3 +194,62 @@ def test_cli_rejects_an_unknown_format_with_exit_2(capsys):
 def test_cli_usage_errors_exit_2_with_one_message(capsys, argv, message):
     code, out, err = run(capsys, *argv)
     assert code == 2 and out == "" and message in err and "Traceback" not in err
+
+
+@pytest.fixture(scope="module")
+def both_run(tmp_path_factory):
+    """A finished search of both branches (fake MOS and proxy) and its hall_of_fame.json entries."""
+    run_dir = tmp_path_factory.mktemp("both") / "run"
+    finished_run(run_dir, branch="both", generations=1)
+    return run_dir, RunStore.open(run_dir).read_report(HALL_OF_FAME)["branches"]
+
+
+@pytest.mark.parametrize("to", EXPORT_FORMATS)
+@pytest.mark.parametrize("branch, rank", [("cls", None), ("reg", None), ("reg", 2)])
+def test_cli_exports_a_found_loss_of_a_run_as_its_hall_of_fame_entry(capsys, both_run, to, branch, rank):
+    run_dir, entries = both_run
+    entry = entries[branch][(rank or 1) - 1]
+    choice = ["--branch", branch] + ([] if rank is None else ["--rank", str(rank)])
+    code, out, err = run(capsys, "export", str(run_dir), "--to", to, *choice, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["found"] == {"run_dir": str(run_dir), "branch": branch, "rank": rank or 1}
+    assert report["key"] == entry["key"] and report["infix"] == entry["infix"]
+    expected = run(capsys, "export", entry["prefix"], "--form", entry["form"], "--to", to)
+    assert expected[0] == 0 and report["text"] == expected[1]
+
+
+def test_cli_exports_the_best_loss_of_a_single_branch_run_without_branch(capsys, tmp_path):
+    result = finished_run(tmp_path / "run", generations=1, final_steps=0)
+    target = tmp_path / "best.py"
+    code, out, err = run(capsys, "export", str(tmp_path / "run"), "--to", "jax", "-o", str(target))
+    assert code == 0 and err == ""
+    assert f"rank 1 of the cls branch of {tmp_path / 'run'}" in out
+    assert target.read_text() == jax_module_source(result.best.candidate)
+
+
+@pytest.mark.parametrize("extra, message", [
+    ([], "searched the cls and reg branches; choose one with --branch"),
+    (["--branch", "reg", "--rank", "99"], "the reg hall of fame holds"),
+    (["--branch", "reg", "--rank", "0"], "give --rank from 1 to"),
+    (["--branch", "cls", "--form", "reg"], "are of the sigmoid form, not reg"),
+])
+def test_cli_run_directory_errors_name_the_run_and_what_is_available(capsys, both_run, extra, message):
+    run_dir, _ = both_run
+    code, out, err = run(capsys, "export", str(run_dir), "--to", "prefix", *extra)
+    assert code == 2 and out == "" and message in err and str(run_dir) in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda path: path.mkdir(), "is not a search run directory"),
+    (lambda path: None, "is neither a search run directory (no such directory) nor a formula"),
+])
+def test_cli_export_of_a_directory_that_is_no_run_exits_2(capsys, tmp_path, make, message):
+    make(tmp_path / "runs")
+    code, out, err = run(capsys, "export", str(tmp_path / "runs"), "--to", "prefix", "--form", "sigmoid")
+    assert code == 2 and out == "" and f"{tmp_path / 'runs'} {message}" in err
+
+
+def test_branch_and_rank_need_a_run_directory(capsys):
+    code, _, err = run(capsys, "export", "-log(sigmoid(x))", "--form", "sigmoid", "--to", "prefix", "--rank", "2")
+    assert code == 2 and "--branch and --rank pick a found loss of a search run directory" in err

@@ -2,6 +2,10 @@
 
 import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +20,7 @@ from autoloss.plots import (
 from symbolic.zoo import KNOWN_LOSSES
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def assert_png(path):
@@ -122,3 +127,26 @@ def test_cli_plot_usage_errors_exit_2(tmp_path, capsys, argv, message):
     code = main(argv)
     out, err = capsys.readouterr()
     assert code == 2 and out == "" and message in err
+
+
+HEADLESS_SCRIPT = """
+import sys
+from autoloss.plots import plot_funnel, plot_loss, plot_search_progress
+from symbolic.zoo import KNOWN_LOSSES
+
+out = sys.argv[1]
+for name in ("bce", "ce", "giou"):
+    plot_loss(KNOWN_LOSSES[name].candidate, path=f"{out}/{name}.png")
+plot_search_progress([{"generation": 0, "proxy_aps": [0.1, 0.2]}], path=f"{out}/progress.png")
+plot_funnel({"generated": 10, "cpv": 3, "mos": 2, "proxy": 1}, path=f"{out}/funnel.png")
+assert "matplotlib.pyplot" not in sys.modules, "a plot imported pyplot"
+"""
+
+
+def test_plots_need_no_display_and_never_import_pyplot(tmp_path):
+    env = {key: value for key, value in os.environ.items() if key not in ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND")}
+    done = subprocess.run([sys.executable, "-c", HEADLESS_SCRIPT, str(tmp_path)], env={**env, "MPLBACKEND": "TkAgg"},
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for name in ("bce", "ce", "giou", "progress", "funnel"):
+        assert_png(tmp_path / f"{name}.png")
