@@ -78,3 +78,13 @@ def test_settings_out_of_range_name_the_setting():
         SimulationConfig(steps=0)
     with pytest.raises(ValueError, match="SimulationConfig.branch='box'"):
         SimulationConfig(branch="box")
+
+
+def test_training_the_whole_model_starts_where_the_heads_do_and_then_differs(tiny_config, simulator):
+    whole = Simulator(dataclasses.replace(tiny_config, train="all"), cache_dir=simulator.warm_start_file.parent,
+                      progress=False)
+    candidates = [KNOWN_LOSSES["bce"].candidate, KNOWN_LOSSES["cse_b_cls"].candidate]
+    for all_layers, heads in zip(whole.simulate_many(candidates), simulator.simulate_many(candidates), strict=True):
+        assert all_layers.passed and 0.0 <= all_layers.score <= 1.0
+        assert all_layers.loss_curve[0] == pytest.approx(heads.loss_curve[0], rel=1e-4)  # same model, same loss
+        assert all_layers.loss_curve[1:] != pytest.approx(heads.loss_curve[1:], rel=1e-6)  # the backbone moved too
