@@ -185,7 +185,7 @@ def train(
     data: Callable[[int], dict] | Iterable[dict],
     *,
     steps: int,
-    cls_loss: str | Callable = "focal",
+    cls_loss: str | Callable | None = None,
     reg_loss: str | Callable = "giou",
     alpha_balance: float | None = None,
     reg_weight: float | None = None,
@@ -205,15 +205,21 @@ def train(
 
     ``data`` is either ``step -> batch`` (exact resumption) or an iterable of batches (advanced
     past the completed steps on resume). Batches follow the detection batch contract. Losses
-    and options go to the detector's loss (``detection.detectors``); None keeps the loss's own
-    default, and an option the detector does not take raises. ``params`` warm-starts the model.
+    and options go to the detector's loss (``detection.detectors``); no ``cls_loss`` means the
+    detector's default (focal or cross-entropy), an option left None keeps the loss's own default,
+    and an option the detector does not take raises. ``params`` warm-starts the model.
     With ``out_dir`` a checkpoint is written every ``checkpoint_every`` steps and at the end;
     ``resume=True`` continues from it (a missing checkpoint starts fresh) and gives the same
     result as an uninterrupted run. ``callback(step, metrics)`` runs at every log point.
     Raises :class:`TrainingDiverged` on a non-finite loss.
     """
-    loss_options = detector_of(config).loss_options(
-        cls_loss, reg_loss, alpha_balance=alpha_balance, reg_weight=reg_weight, quality_weight=quality_weight
+    detector = detector_of(config)
+    loss_options = detector.loss_options(
+        detector.default_cls_loss if cls_loss is None else cls_loss,
+        reg_loss,
+        alpha_balance=alpha_balance,
+        reg_weight=reg_weight,
+        quality_weight=quality_weight,
     )
     mesh = data_parallel_mesh()
     init_key, step_key = jax.random.split(jax.random.key(seed))

@@ -6,16 +6,19 @@ prediction layers (:mod:`simulate.heads`) and simulates the branch's default los
 *baseline*. Then :meth:`Simulator.simulate_many` takes candidates in batches of ``batch_size``,
 with the parameters stacked across the batch and each optimizer step one jitted call for all:
 
-- ``batching="stacked"`` (default): each candidate's own lowered JAX loss (``Candidate.to_jax``'s
-  program) is written into the batch's step function, which compiles once per batch;
+- ``batching="linearized"`` (default): one compiled step shared by every batch, in which each
+  candidate's loss enters as its value and input derivatives at the current point, computed by a
+  small compiled function of the batch's lowered losses (:mod:`simulate.linearized`); only that
+  small function compiles per batch;
+- ``batching="stacked"``: each candidate's own lowered JAX loss (``Candidate.to_jax``'s program) is
+  written into the batch's step function, which compiles once per batch (the compile grows with
+  the batch and is most of its time on a CPU);
 - ``batching="interpreter"``: the losses are data for the loss interpreter
   (:mod:`simulate.interpreter`), mapped over the batch (``lax.map``: each instruction runs only
   its own operator; vectorizing instead evaluates every operator of the form, measured slower);
-  it compiles once per length class and never again.
+  it compiles once per length class and never again, but each step runs slower.
 
-On this project's 2-core CPU benchmark the stacked batches are faster (the interpreter's
-all-operator select costs more than a compile); see ``benchmarks/RESULTS.md``. On an
-accelerator, where elementwise work is cheap and compiles are not, the interpreter may win.
+The three give the same results up to float rounding; ``benchmarks/RESULTS.md`` has their speed.
 
 For each candidate, from the warm start: ``steps`` optimizer steps on the verification images
 with the candidate in its branch (the other branch keeps its default), the loss recorded every
@@ -28,7 +31,7 @@ step; then detections on the same images scored by COCO AP (pycocotools). Outcom
 - passed, with its AP as the score that ranks candidates for the proxy task.
 
 Searched ``sigmoid``-form losses are alpha-balanced as the authors' FCOS release trains them
-(0.25 on positives, 0.75 on negatives); the baseline runs through the same interpreter (the
+(0.25 on positives, 0.75 on negatives); the baseline runs through the same batching (the
 zoo's focal, GIoU or CE formula), so baseline and candidates differ only in the loss.
 """
 
@@ -38,7 +41,7 @@ import dataclasses
 import functools
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -53,13 +56,14 @@ from detection.evaluation import evaluate_detections
 from detection.optim import OptimizerConfig, make_optimizer
 from simulate.heads import TRAIN_CHOICES, head_task, with_fresh_output_layer
 from simulate.interpreter import encode, encode_tree, length_class, run_program
+from simulate.linearized import derivatives_fn, first_order_loss, loss_inputs
 from simulate.verification import verification_set, warm_start
 from symbolic.candidate import Candidate
 from symbolic.zoo import KNOWN_LOSSES
 
 AUTHORS_ALPHA = 0.25  # positive-entry weight of searched sigmoid-form losses (their FCOS release)
 BASELINE_LOSSES = {"sigmoid": "focal", "softmax": "ce", "reg": "giou"}  # zoo names of the detectors' defaults
-BATCHING_CHOICES = ("stacked", "interpreter")
+BATCHING_CHOICES = ("stacked", "interpreter", "linearized")
 _RANGES = {
     "image_size": (32, 2048),
     "images_per_class": (1, 64),
@@ -92,7 +96,7 @@ class SimulationConfig:
     train: str = "heads"  # "heads": heads on cached features; "all": the whole detector
     reset_output: bool = True  # re-initialize the branch's output layer, so the candidate must train it
     batch_size: int = 16  # candidates simulated together
-    batching: str = "stacked"  # "stacked": lowered losses, one compile per batch; "interpreter": compile once
+    batching: str = "linearized"  # linearized | stacked | interpreter: how a batch's losses enter its compiled step
     min_relative_ap: float = 0.5  # reject below this fraction of the baseline's simulated AP
     max_loss_ratio: float = 100.0  # reject when |loss| exceeds this multiple of its first value
 
@@ -175,7 +179,7 @@ class Simulator:
         self.verification_data, batch = verification_set(train_data, config.images_per_class, config.seed)
         self.task = head_task(config.detector, self.detector_config, params, batch,
                               jax.random.key(config.seed + 2), train=config.train)
-        self._interpreter_steps: dict[tuple[int, int], Any] = {}
+        self._shared_steps: dict[tuple[int | str, int], Any] = {}
         # Wall time by phase: the first step call of a batch (compile when new), the other steps, AP evaluation.
         self.timings = {"first_step_seconds": 0.0, "steps_seconds": 0.0, "evaluation_seconds": 0.0}
         self._detect = jax.jit(jax.vmap(lambda p, frozen: self.task.detect(self.task.forward(p, frozen), frozen),
@@ -212,11 +216,15 @@ class Simulator:
         # (positive, negative) entry weights of a sigmoid-form loss: the authors' alpha balance for searched ones.
         balanced = self.form == "sigmoid" and not baseline
         weights = np.tile([AUTHORS_ALPHA, 1 - AUTHORS_ALPHA] if balanced else [1.0, 1.0], (size, 1)).astype(np.float32)
+        derivatives = None
         if self.config.batching == "interpreter":
             programs, registers = encode(padded, self.form)
             registers = _register_class(registers)
-            step = self._interpreter_step(programs.opcodes.shape[1], registers)
+            step = self._shared_step(programs.opcodes.shape[1], registers)
             data = programs.as_tuple()
+        elif self.config.batching == "linearized":
+            step, data = self._shared_step("linearized"), None
+            derivatives = derivatives_fn([c.to_jax() for c in padded], self.form)
         else:
             step, data = _build_step(self.task, self.config, self.form, [c.to_jax() for c in padded]), None
         params = jax.tree.map(lambda x: jnp.broadcast_to(x, (size, *x.shape)), self.task.trainable)
@@ -225,6 +233,8 @@ class Simulator:
         key = jax.random.key(self.config.seed)
         curves = []
         for t in range(self.config.steps):
+            if derivatives is not None:
+                data = derivatives(*self._shared_step("inputs")(state[0], weights, self.task.frozen, key, t))
             *state, loss = step(*state, data, weights, self.task.frozen, key, t)
             curves.append(loss)
             if t == 0:
@@ -245,10 +255,17 @@ class Simulator:
             result.seconds = (finished - started) / count
         return results
 
-    def _interpreter_step(self, length: int, registers: int):
-        if (length, registers) not in self._interpreter_steps:
-            self._interpreter_steps[length, registers] = _build_step(self.task, self.config, self.form, None, registers)
-        return self._interpreter_steps[length, registers]
+    def _shared_step(self, kind: int | str, registers: int = 0):
+        """The compiled function shared by every batch: an interpreter step (by program length), the
+        linearized step, or the linearized losses' ``inputs``; built on first use."""
+        if (kind, registers) not in self._shared_steps:
+            if kind == "inputs":
+                built = _build_inputs(self.task, self.config, self.form)
+            else:
+                built = _build_step(self.task, self.config, self.form, kind if kind == "linearized" else None,
+                                    registers)
+            self._shared_steps[kind, registers] = built
+        return self._shared_steps[kind, registers]
 
     def _judge(self, candidate: Candidate, losses: np.ndarray, failed_at: int, detections) -> SimulationResult:
         curve = [float(v) for v in losses]
@@ -289,33 +306,55 @@ def _optimizer(config: SimulationConfig) -> optax.GradientTransformation:
                           config.steps)
 
 
-def _build_step(task, config: SimulationConfig, form: str, lowered: list | None, registers: int = 0):
+def _branch_losses(config: SimulationConfig, form: str, loss: Callable, weight) -> tuple:
+    """(cls, reg) losses of the detector with ``loss`` in the simulated branch (alpha-balanced when sigmoid)."""
+    if config.branch == "reg":
+        return get_detector(config.detector).default_cls_loss, loss
+    if form != "sigmoid":
+        return loss, "giou"
+    return (lambda x, y, w: (weight[0] * y + weight[1] * (1.0 - y)) * loss(x, y, w)), "giou"
+
+
+def _build_inputs(task, config: SimulationConfig, form: str):
+    """The jitted ``(params, weights, frozen, key, t) -> inputs`` of each candidate's loss, stacked."""
+    def one(params, weight, frozen, key):
+        output = task.forward(params, frozen)
+        return loss_inputs(lambda probe: task.loss(output, frozen, key, *_branch_losses(config, form, probe, weight)),
+                           form)
+
+    def inputs(params, weights, frozen, key, t):
+        return jax.vmap(one, in_axes=(0, 0, None, None))(params, weights, frozen, jax.random.fold_in(key, t))
+
+    return jax.jit(inputs)
+
+
+def _build_step(task, config: SimulationConfig, form: str, lowered: list | str | None, registers: int = 0):
     """The jitted step ``(params, opt_state, alive, failed_at, programs, weights, frozen, key, t)`` for a batch.
 
     Parameters are stacked over the batch. ``lowered`` holds each candidate's JAX loss (stacked
-    batching; ``programs`` is then None) or is None (interpreter; ``programs`` are the encoded arrays).
+    batching; ``programs`` is then None), is None (interpreter; ``programs`` are the encoded arrays),
+    or is ``"linearized"`` (``programs`` are the losses' stacked derivatives, :mod:`simulate.linearized`).
     A candidate whose loss or gradient is not finite stops updating and records the step.
     """
     optimizer = _optimizer(config)
-    default_cls = get_detector(config.detector).default_cls_loss
-
-    def branch_losses(loss, weight):
-        if config.branch == "reg":
-            return default_cls, loss
-        if form != "sigmoid":
-            return loss, "giou"
-        return (lambda x, y, w: (weight[0] * y + weight[1] * (1.0 - y)) * loss(x, y, w)), "giou"
 
     def candidate_losses(params, programs, weights, frozen, key):
         outputs = jax.vmap(task.forward, in_axes=(0, None))(params, frozen)
+        if lowered == "linearized":
+            def linear(output, derivatives, weight):
+                loss = first_order_loss(derivatives, form)
+                return task.loss(output, frozen, key, *_branch_losses(config, form, loss, weight))[0]
+
+            return jax.vmap(linear)(outputs, programs, weights)
         if lowered is None:
             def one(output, program, weight):
                 interpreted = functools.partial(_interpreted_loss, program, form, registers)
-                return task.loss(output, frozen, key, *branch_losses(interpreted, weight))[0]
+                return task.loss(output, frozen, key, *_branch_losses(config, form, interpreted, weight))[0]
 
             return jax.lax.map(lambda args: one(*args), (outputs, programs, weights))
         return jnp.stack([
-            task.loss(jax.tree.map(lambda x, k=k: x[k], outputs), frozen, key, *branch_losses(fn, weights[k]))[0]
+            task.loss(jax.tree.map(lambda x, k=k: x[k], outputs), frozen, key,
+                      *_branch_losses(config, form, fn, weights[k]))[0]
             for k, fn in enumerate(lowered)
         ])
 

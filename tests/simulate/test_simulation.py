@@ -64,12 +64,39 @@ def test_the_same_seed_gives_the_same_results_and_the_form_is_checked(tiny_confi
         simulator.simulate_many([KNOWN_LOSSES["giou"].candidate])
 
 
-def test_the_interpreter_batching_agrees_with_the_stacked_one(tiny_config, simulator):
-    interpreted = Simulator(dataclasses.replace(tiny_config, batching="interpreter"),
-                            cache_dir=simulator.warm_start_file.parent, progress=False)
+@pytest.mark.parametrize("batching", ["interpreter", "linearized"])
+def test_the_other_batchings_agree_with_the_stacked_one(tiny_config, simulator, batching):
+    other = Simulator(dataclasses.replace(tiny_config, batching=batching), cache_dir=simulator.warm_start_file.parent,
+                      progress=False)
     candidates = [KNOWN_LOSSES["bce"].candidate, KNOWN_LOSSES["cse_b_cls"].candidate]
-    for a, b in zip(interpreted.simulate_many(candidates), simulator.simulate_many(candidates), strict=True):
+    for a, b in zip(other.simulate_many(candidates), simulator.simulate_many(candidates), strict=True):
         assert a.passed == b.passed
+        assert a.loss_curve == pytest.approx(b.loss_curve, rel=1e-3, abs=1e-4)
+
+
+def test_a_linearized_batch_isolates_a_nan_candidate_too(tiny_config, simulator):
+    linearized = Simulator(dataclasses.replace(tiny_config, batching="linearized"),
+                           cache_dir=simulator.warm_start_file.parent, progress=False)
+    good = KNOWN_LOSSES["bce"].candidate
+    mixed = linearized.simulate_many([good, Candidate.parse("exp(x + 100)*(exp(x + 100) + 1)", "sigmoid"), good])
+    assert not mixed[1].passed and mixed[1].reason == "non-finite loss or gradient at step 1"
+    assert mixed[0].passed and mixed[0].loss_curve == mixed[2].loss_curve
+
+
+@pytest.mark.parametrize(("detector", "branch", "names"), [
+    ("fcos", "reg", ("giou", "cse_b_reg")),
+    ("faster-rcnn", "cls", ("ce", "cse_a_cls")),
+    ("faster-rcnn", "reg", ("giou", "cse_a_reg")),
+])
+def test_every_branch_of_both_detectors_simulates_alike_in_both_batchings(tiny_config, detector, branch, names,
+                                                                          tmp_path_factory):
+    config = dataclasses.replace(tiny_config, detector=detector, branch=branch)
+    cache = tmp_path_factory.mktemp("warm")
+    stacked, linearized = (Simulator(dataclasses.replace(config, batching=batching), cache_dir=cache, progress=False)
+                           for batching in ("stacked", "linearized"))
+    candidates = [KNOWN_LOSSES[name].candidate for name in names]
+    for a, b in zip(linearized.simulate_many(candidates), stacked.simulate_many(candidates), strict=True):
+        assert a.passed == b.passed and all(math.isfinite(v) for v in a.loss_curve)
         assert a.loss_curve == pytest.approx(b.loss_curve, rel=1e-3, abs=1e-4)
 
 
