@@ -1,0 +1,208 @@
+"""Search efficiency (CSE-Autoloss Table 1 in miniature): random search, vanilla evolution, CPV-only and CSE-Autoloss.
+
+Every method searches the classification branch of the one-stage detector with the same proxy
+budget — ``generations`` x ``top_k`` proxy trainings of the same recipe (``autoloss.search``; the
+methods differ only in what reaches the proxy: random trees, unchecked offspring, CPV-checked
+offspring, or CPV + MOS-ranked offspring) — for each seed. Per method the table gives: candidates
+generated, simulated by MOS, trained on the proxy, search wall time and proxy wall time, the best
+proxy AP, the final-val AP of the best found loss after the final schedule (from scratch, beside
+the baseline focal loss trained the same way), and the number of proxy evaluations each run needed
+to first reach the proxy AP of the baseline loss (focal, trained by the same proxy recipe).
+
+The paper's claim to test: CSE-Autoloss reaches the baseline with at least 10x fewer proxy
+evaluations than vanilla evolution (paper: 50 vs 5x10^3 evaluated losses, 26 vs 5x10^2 GPU hours).
+
+Usage (from the repository root)::
+
+    python -m benchmarks.search_efficiency --preset smoke|demo|small|paper [--seeds N]
+        [--methods random,vanilla,cpv-only,cse] [--work-dir DIR] [--write]
+
+Runs are kept under ``--work-dir`` (default ``runs/search-efficiency-PRESET``): a rerun resumes
+unfinished searches and reuses finished ones and finished final trainings. ``paper`` is the paper's
+search on COCO (``SearchConfig.preset("paper")``); give it a Dask scheduler with
+``--dask-scheduler tcp://HOST:PORT`` to spread its proxy and final trainings over a cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from autoloss.proxy import train_and_evaluate
+from autoloss.run_store import RunStore
+from autoloss.search_config import METHODS, SearchConfig
+from autoloss.search_driver import default_losses, search, task_spec
+from benchmarks.results_file import machine_line, write_section
+
+SECTION = "## Search efficiency (random, vanilla, CPV-only, CSE-Autoloss)"
+SMOKE_DATA = "shapes:train=32,search_val=8,final_val=8,image_size=64"
+PRESETS = {
+    "smoke": {"base": "demo", "seeds": 1, "final_steps": 2, "search": {
+        "data": SMOKE_DATA, "image_size": 64, "generations": 1, "population": 3, "top_k": 1, "parents": 1,
+        "proxy_steps": 2, "proxy_batch_size": 2, "final_batch_size": 2, "workers": 1,
+        "mos": {"warm_start_steps": 2, "warm_start_batch_size": 2, "steps": 2, "batch_size": 4,
+                "min_relative_ap": 0.0}}},
+    "demo": {"base": "demo", "seeds": 2, "final_steps": 1000, "search": {"generations": 2}},
+    "small": {"base": "small", "seeds": 3, "final_steps": 5000, "search": {}},
+    "paper": {"base": "paper", "seeds": 3, "final_steps": 90_000, "search": {}},
+}
+
+
+def percent(value) -> str:
+    """A fraction as a percentage with one decimal, '-' when missing."""
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def mean_std(values) -> str:
+    """'mean ± std' of fractions in percent (mean alone for one value, '-' for none)."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return percent(values[0])
+    return f"{100 * statistics.mean(values):.1f} ± {100 * statistics.stdev(values):.1f}"
+
+
+def evaluations_to_reach(run_dir: Path, target: float) -> tuple[int | None, int]:
+    """(1-based index of the first proxy evaluation with AP >= target, or None; evaluations in all), in log order."""
+    aps = [event.get("ap") for event in RunStore(run_dir).read_log()
+           if event.get("event") == "candidate" and event.get("stage") == "proxy"]
+    reached = next((index for index, ap in enumerate(aps, start=1) if ap is not None and ap >= target), None)
+    return reached, len(aps)
+
+
+def finished_or_resumed(config: SearchConfig, run_dir: Path, progress: bool):
+    """The search of ``config`` in ``run_dir``: run it, or resume/reuse what is there."""
+    return search(config if not run_dir.exists() else None, run_dir=run_dir, resume=run_dir.exists(),
+                  progress=progress)
+
+
+def final_ap(config: SearchConfig, losses: dict, out_dir: Path) -> dict:
+    """Final-val metrics of ``losses`` after the final schedule from scratch (resumes/reuses ``out_dir``)."""
+    result = train_and_evaluate(task_spec(config, losses, final=True, out_dir=out_dir))
+    if result["status"] != "ok":
+        raise RuntimeError(f"the final training in {out_dir} failed: {result.get('reason')}")
+    return result["metrics"]
+
+
+def run_seed(config: SearchConfig, methods, work_dir: Path, final_steps: int, progress: bool) -> dict:
+    """Every method's search on one seed, the baseline's proxy and final AP, and each winner's final AP."""
+    defaults = default_losses(config)
+    baseline_proxy = train_and_evaluate(task_spec(config, defaults, branch="cls"))
+    if baseline_proxy["status"] != "ok":
+        raise RuntimeError(f"the baseline's proxy training failed: {baseline_proxy.get('reason')}")
+    target = baseline_proxy["metrics"]["AP"]
+    final_config = config.replace(final_steps=final_steps)
+    seed_dir = work_dir / f"seed{config.seed}"
+    outcome = {"baseline_proxy_ap": target, "methods": {},
+               "baseline_final": final_ap(final_config, defaults, seed_dir / "final" / "baseline")}
+    for method in methods:
+        started = time.perf_counter()
+        result = finished_or_resumed(config.replace(method=method), seed_dir / method, progress)
+        reached, evaluations = evaluations_to_reach(result.run_dir, target)
+        best = result.best
+        found_final = None
+        if best is not None:
+            losses = {**defaults, "cls": {"prefix": best.prefix(), "form": best.form}}
+            found_final = final_ap(final_config, losses, seed_dir / "final" / method)
+        outcome["methods"][method] = {
+            "funnel": result.funnel, "seconds": result.seconds, "reached": reached, "evaluations": evaluations,
+            "best": None if best is None else {"infix": best.infix(), "proxy_ap": best.proxy_ap},
+            "final": found_final, "wall_seconds": time.perf_counter() - started}
+    return outcome
+
+
+def render(preset: str, seeds: list[int], methods, outcomes: list[dict], command: str, minutes: float) -> str:
+    """The RESULTS.md section: settings, the per-method table, the claim checked, and each seed's winners."""
+    lines = [SECTION, "", f"Machine: {machine_line()}. Command: `{command}` ({minutes:.0f} min in all). Preset "
+             f"`{preset}`, seeds {', '.join(map(str, seeds))}; classification branch of the one-stage detector; every "
+             "method trains the same number of candidates on the proxy task (generations x top_k) with the same "
+             "recipe. Means over seeds (± std where several).", "",
+             "| method | generated | MOS-simulated | proxy-trained | search min | proxy min | best proxy AP "
+             "| final-val AP of the best | evaluations to reach the baseline's proxy AP |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for method in methods:
+        rows = [o["methods"][method] for o in outcomes]
+        reach = ", ".join(str(r["reached"]) if r["reached"] else f"not in {r['evaluations']}" for r in rows)
+        simulated = [r["funnel"]["cpv"] if method == "cse" else 0 for r in rows]
+        lines.append(
+            f"| {method} | {statistics.mean(r['funnel']['generated'] for r in rows):,.0f} "
+            f"| {statistics.mean(simulated):,.0f} | {statistics.mean(r['funnel']['proxy'] for r in rows):.0f} "
+            f"| {statistics.mean(r['seconds'].get('total', 0.0) for r in rows) / 60:.1f} "
+            f"| {statistics.mean(r['seconds'].get('proxy', 0.0) for r in rows) / 60:.1f} "
+            f"| {mean_std(r['best'] and r['best']['proxy_ap'] for r in rows)} "
+            f"| {mean_std(r['final'] and r['final']['AP'] for r in rows)} | {reach} |")
+    lines += ["", f"Baseline (focal + GIoU): proxy AP {mean_std(o['baseline_proxy_ap'] for o in outcomes)}, "
+              f"final-val AP {mean_std(o['baseline_final']['AP'] for o in outcomes)}.", "", claim(outcomes), ""]
+    for seed, outcome in zip(seeds, outcomes, strict=True):
+        winners = "; ".join(f"{m}: `{r['best']['infix']}`" if r["best"] else f"{m}: none"
+                            for m, r in outcome["methods"].items())
+        lines.append(f"* seed {seed} winners — {winners}")
+    return "\n".join(lines) + "\n"
+
+
+def claim(outcomes: list[dict]) -> str:
+    """One sentence on the paper's claim: evaluations to reach the baseline, CSE vs vanilla."""
+    if not all({"cse", "vanilla"} <= set(o["methods"]) for o in outcomes):
+        return "The claim (CSE-Autoloss vs vanilla evolution) needs both methods in the run."
+    ratios = []
+    for outcome in outcomes:
+        cse, vanilla = outcome["methods"]["cse"], outcome["methods"]["vanilla"]
+        if cse["reached"] is None:
+            ratios.append(f"CSE-Autoloss did not reach the baseline in {cse['evaluations']} evaluations")
+        elif vanilla["reached"] is None:
+            ratios.append(f"vanilla did not reach it in {vanilla['evaluations']}, CSE-Autoloss did in "
+                          f"{cse['reached']} (ratio > {vanilla['evaluations'] / cse['reached']:.1f}x)")
+        else:
+            ratios.append(f"vanilla {vanilla['reached']} vs CSE-Autoloss {cse['reached']} evaluations "
+                          f"({vanilla['reached'] / cse['reached']:.1f}x)")
+    return ("Claim (>= 10x fewer proxy evaluations than vanilla evolution to reach the baseline): "
+            + "; ".join(ratios) + ".")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """The command line, checked (methods and seeds name what is wrong)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", choices=tuple(PRESETS), default="demo")
+    parser.add_argument("--seeds", type=int, help="number of seeds (0, 1, ...); default: the preset's")
+    parser.add_argument("--methods", default=",".join(("random", "vanilla", "cpv-only", "cse")))
+    parser.add_argument("--work-dir", type=Path, help="where runs are kept (default runs/search-efficiency-PRESET)")
+    parser.add_argument("--dask-scheduler", help="Dask scheduler address for the searches' trainings")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--write", action="store_true", help="replace this section of benchmarks/RESULTS.md")
+    args = parser.parse_args(argv)
+    args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in args.methods if m not in METHODS]
+    if unknown or not args.methods:
+        parser.error(f"--methods: unknown method {unknown[0] if unknown else '(none)'}; choose from "
+                     f"{', '.join(METHODS)}")
+    if args.seeds is not None and args.seeds < 1:
+        parser.error(f"--seeds must be at least 1, got {args.seeds}")
+    return args
+
+
+def main(argv=None) -> str:
+    """Run the benchmark; print the section (and write it with --write); return it."""
+    args = parse_args(argv)
+    preset = PRESETS[args.preset]
+    seeds = list(range(args.seeds or preset["seeds"]))
+    work_dir = args.work_dir or Path("runs") / f"search-efficiency-{args.preset}"
+    overrides = {**preset["search"], "final_steps": 0}
+    if args.dask_scheduler:
+        overrides["dask_scheduler"] = args.dask_scheduler
+    started = time.perf_counter()
+    outcomes = [run_seed(SearchConfig.preset(preset["base"], **overrides, seed=seed), args.methods, work_dir,
+                         preset["final_steps"], not args.quiet) for seed in seeds]
+    command = "python -m benchmarks.search_efficiency " + " ".join(sys.argv[1:] if argv is None else argv)
+    section = render(args.preset, seeds, args.methods, outcomes, command.strip(), (time.perf_counter() - started) / 60)
+    print(section)
+    if args.write:
+        write_section(section)
+    return section
+
+
+if __name__ == "__main__":
+    main()
