@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import platform
 import random
 import re
 import subprocess
@@ -30,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.results_file import machine_line, write_section  # noqa: E402
 from symbolic.candidate import Candidate  # noqa: E402
 from symbolic.canonical import Deduplicator, InvalidCandidate  # noqa: E402
 from symbolic.variation import random_tree  # noqa: E402
@@ -116,11 +116,10 @@ def format_coverage(table) -> list[str]:
     return lines
 
 
-def report(count, budget, reference, ours, zoo, sample) -> str:
+def report(count, budget, reference, ours, zoo, sample, machine) -> str:
     checks = ours["checks"]
     reached, lines = count, []
     ratio = ours["rate"] / reference["rate"]
-    machine = f"{platform.processor() or platform.machine()}, Python {platform.python_version()}, {platform.system()}"
     command = f"python benchmarks/cpv_throughput.py --trees {count} --budget {budget} --write"
     lines += [SECTION, "", f"Machine: {machine}. Command: `{command}`.", "",
               "| pipeline | trees | seconds | candidates/s | passed |", "|---|---|---|---|---|",
@@ -151,14 +150,6 @@ def report(count, budget, reference, ours, zoo, sample) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str) -> None:
-    path = ROOT / "benchmarks" / "RESULTS.md"
-    content = path.read_text() if path.exists() else "# Benchmark results\n"
-    sections = re.split(r"(?m)^(?=## )", content)
-    kept = [s for s in sections if not s.startswith(SECTION)]
-    path.write_text("".join(kept).rstrip("\n") + "\n\n" + text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trees", type=int, default=20000)
@@ -166,6 +157,7 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=20, help="survivors per form for proof coverage")
     parser.add_argument("--write", action="store_true", help="replace our section of benchmarks/RESULTS.md")
     args = parser.parse_args()
+    machine = machine_line()
     verify(KNOWN_LOSSES["bce"].candidate)  # JAX start-up, outside the timed runs
     # the first generation of a process also compiles JAX primitives for the float32 check; a running
     # search pays that once, so the side-by-side run is a later generation (the cold one is reported too)
@@ -175,7 +167,7 @@ def main() -> None:
     ours["cold_rate"] = cold["rate"]
     zoo = [verify(loss.candidate, time_budget=1.0) for loss in KNOWN_LOSSES.values()]
     sample = [verify(candidate, time_budget=1.0) for candidate in survivor_sample(args.sample)]
-    text = report(args.trees, args.budget, reference, ours, zoo, sample)
+    text = report(args.trees, args.budget, reference, ours, zoo, sample, machine)
     print(reference["line"])
     print(text)
     if args.write:

@@ -13,27 +13,30 @@ replaced (or appended); other sections are left as they are.
 from __future__ import annotations
 
 import argparse
-import datetime
 import math
 import os
-import platform
-import re
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import jax
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from autoloss.loss_specs import resolve_cls_loss, resolve_reg_loss
-from detection.batching import iterate_batches
-from detection.datasets import load_dataset
-from detection.evaluation import evaluate_detections
-from detection.experiment import DEFAULT_BATCH_SIZE, DEFAULT_OPTIMIZER, DEFAULT_STEPS, make_config, run_experiment
-from detection.training import train
+from autoloss.loss_specs import resolve_cls_loss, resolve_reg_loss  # noqa: E402
+from benchmarks.results_file import machine_line, write_section  # noqa: E402
+from detection.batching import iterate_batches  # noqa: E402
+from detection.datasets import load_dataset  # noqa: E402
+from detection.evaluation import evaluate_detections  # noqa: E402
+from detection.experiment import (  # noqa: E402
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_OPTIMIZER,
+    DEFAULT_STEPS,
+    make_config,
+    run_experiment,
+)
+from detection.training import train  # noqa: E402
 
 SECTION = "## Detector training (FCOS, built-in shapes)"
-RESULTS = Path(__file__).with_name("RESULTS.md")
 LOSS_PAIRS = (("focal", "giou"), ("cse_b_cls", "cse_b_reg"))
 COLUMNS = ("AP", "AP50", "AP75", "AP_S", "AP_M", "AP_L", "mAP50_voc")
 
@@ -81,15 +84,12 @@ def _percent(value) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}"
 
 
-def render(command: str, throughput: dict, runs: list[dict], cocoeval: dict) -> str:
+def render(command: str, machine: str, throughput: dict, runs: list[dict], cocoeval: dict) -> str:
     """Return the RESULTS.md section as markdown."""
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}"
-    devices = ", ".join(sorted({d.platform for d in jax.devices()}))
     lines = [
         SECTION,
         "",
-        f"Machine: {machine}; JAX devices: {devices}. No GPU was available, so there is no ResNet-50 number.",
-        f"Date: {datetime.date.today().isoformat()}. Command: `{command}`",
+        f"Machine: {machine}. Command: `{command}`",
         "",
         f"* Training throughput, default config (tiny preset) at 128x128, batch {throughput['batch_size']}: "
         f"**{throughput['images_per_second']:.0f} images/s** after compile (target >= 100); "
@@ -112,14 +112,6 @@ def render(command: str, throughput: dict, runs: list[dict], cocoeval: dict) -> 
     return "\n".join(lines)
 
 
-def replace_section(text: str, section: str) -> str:
-    """Return ``text`` with the section of the same heading replaced by ``section`` (appended if absent)."""
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        return pattern.sub(lambda _: section, text, count=1)
-    return text.rstrip("\n") + "\n\n" + section
-
-
 def main() -> None:
     """Run the benchmark; print the section, and write it into RESULTS.md with --write."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -129,6 +121,7 @@ def main() -> None:
     parser.add_argument("--throughput-steps", type=int, default=60)
     parser.add_argument("--write", action="store_true", help="replace this benchmark's section of RESULTS.md")
     args = parser.parse_args()
+    machine = machine_line()
     command = "python benchmarks/detector_training.py " + " ".join(sys.argv[1:])
     throughput = measure_throughput(args.batch_size, args.throughput_steps, args.seed)
     print(f"throughput: {throughput}", flush=True)
@@ -141,10 +134,10 @@ def main() -> None:
             runs.append(train_loss_pair(cls_name, reg_name, steps=args.steps, batch_size=args.batch_size,
                                         seed=args.seed, out_dir=out_dir))  # fmt: skip
             print(f"{runs[-1]['pair']}: {runs[-1]['metrics']}", flush=True)
-    section = render(command.strip(), throughput, runs, cocoeval)
+    section = render(command.strip(), machine, throughput, runs, cocoeval)
     print(section)
     if args.write:
-        RESULTS.write_text(replace_section(RESULTS.read_text(), section))
+        write_section(section)
 
 
 if __name__ == "__main__":

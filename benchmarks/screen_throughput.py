@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import datetime
 import importlib.util
 import multiprocessing
 import os
-import platform
 import random
 import re
 import subprocess
@@ -33,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.results_file import RESULTS, machine_line, write_section  # noqa: E402
 from symbolic.candidate import Candidate  # noqa: E402
 from symbolic.forms import FORMS  # noqa: E402
 from symbolic.screening import screen  # noqa: E402
@@ -40,7 +39,6 @@ from symbolic.tree import tree_size  # noqa: E402
 from symbolic.variation import random_tree  # noqa: E402
 
 REFERENCE = ROOT.parent / "shared" / "reference" / "deap_screen.py"
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 SECTION = "## Screening throughput (symbolic)"
 
 
@@ -128,16 +126,6 @@ def format_table(rows: list[dict]) -> list[str]:
     return lines
 
 
-def write_section(text: str) -> None:
-    """Replace this benchmark's section of RESULTS.md (creating the file if needed)."""
-    content = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    block = f"{SECTION}\n\n{text.strip()}\n\n"
-    content = pattern.sub(lambda _: block, content) if pattern.search(content) else \
-        content.rstrip("\n") + "\n\n" + block
-    RESULTS.write_text(content.rstrip("\n") + "\n")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trees", type=int, default=20_000, help="random trees per form")
@@ -148,7 +136,7 @@ def main() -> None:
     args = parser.parse_args()
 
     workers = os.cpu_count() or 1
-    load_before = os.getloadavg()[0]
+    machine = machine_line()
     context = multiprocessing.get_context("spawn")  # no fork: JAX is imported, and threads with it
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
         list(pool.map(build_candidate, [(("neg", "x"), "sigmoid")] * workers * 4))  # start the workers
@@ -158,9 +146,7 @@ def main() -> None:
 
     sigmoid = next(r for r in rows if r["form"] == "sigmoid")
     lines = [
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.platform()}, "
-        f"Python {platform.python_version()}; {datetime.date.today().isoformat()}; 1-minute load average "
-        f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after (other processes share the cores).",
+        f"Machine: {machine}, {os.getloadavg()[0]:.1f} after (other processes share the cores).",
         "",
         f"Command: `python benchmarks/screen_throughput.py --trees {args.trees} --survivors {args.survivors}`",
         "",
@@ -179,7 +165,7 @@ def main() -> None:
         "* Rates are fractions of the generated trees; 'equal keys' / 'equal fingerprints after SymPy' are "
         "among the candidates SymPy accepted.",
     ]
-    text = "\n".join(lines)
+    text = "\n".join([SECTION, "", *lines])
     print(text)
     if args.write:
         write_section(text)

@@ -1,0 +1,171 @@
+"""Rows of the loss tables (``benchmarks.loss_combination``, ``benchmarks.transfer``) and how they are trained.
+
+A :class:`Row` is one loss pair on one detector and dataset. Each (row, seed) is one task of
+``autoloss.proxy.train_and_evaluate`` with a run directory, that is one
+``detection.experiment.run_experiment`` (what ``autoloss train`` runs): trained from scratch on the
+data's train split with the preset's schedule, evaluated on final_val. Tasks with the same settings
+(a row listed twice, e.g. GIoU as a variant and in the baseline) are trained once.
+
+Where the tasks run: in this process by default; in N local worker processes with ``workers=N``;
+as Dask tasks with ``dask_scheduler="tcp://HOST:PORT"`` (``autoloss.executors``: one task per
+(row, seed), each retried once if its worker dies). The workers need this package installed; the
+shapes datasets are generated on first use into each worker's cache.
+
+Each run directory is named by a hash of its task under the work folder, so with a kept work folder
+(``--work-dir``) running a table again, or the other table with the same preset, evaluates a finished
+run again instead of retraining it (the table says "reused"), and an interrupted run resumes from its
+last checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from autoloss.executors import TaskRunner, dask_executor, local_executor
+from autoloss.proxy import train_and_evaluate
+from detection.experiment import DEFAULT_BATCH_SIZE, DEFAULT_OPTIMIZER, DEFAULT_STEPS
+
+DETECTOR_ORDER = ("fcos", "faster-rcnn")
+# The authors' searched losses of each detector (zoo names): (cls, reg, the pair's name in the paper)
+PUBLISHED = {"fcos": ("cse_b_cls", "cse_b_reg", "CSE-Autoloss-B"),
+             "faster-rcnn": ("cse_a_cls", "cse_a_reg", "CSE-Autoloss-A")}
+# The second dataset of the transfer table: another seed family, fewer classes (6 of 8), no tiny
+# and no near-full-image objects (sqrt(area) 12-60% of the side instead of 6-86%), at most 6 per image.
+VARIANT_OPTIONS = "seed=1,classes=6,sizes=0.12-0.6,max_objects=6"
+
+
+@dataclasses.dataclass(frozen=True)
+class Loss:
+    """One branch's loss in a row: a baseline or zoo name, or a found formula (the authors' prefix)."""
+
+    label: str
+    name: str | None = None
+    prefix: str | None = None
+    form: str | None = None
+
+    @classmethod
+    def named(cls, name: str) -> Loss:
+        """The baseline or zoo loss ``name``."""
+        return cls(label=name, name=name)
+
+    def task_entry(self) -> dict:
+        """The loss as ``autoloss.proxy`` task specs write it."""
+        return {"name": self.name} if self.name else {"prefix": self.prefix, "form": self.form}
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One table row: a loss pair on a detector and a dataset (a key of ``Schedule.datasets``)."""
+
+    detector: str
+    role: str
+    cls: Loss
+    reg: Loss
+    data: str = "shapes"
+    reference: bool = False  # the row the others are compared with (same detector and data)
+    not_applicable: str | None = None  # why this pair cannot be trained; shown instead of numbers
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """How every row of a preset is trained: steps per detector, batch, seeds, input size, datasets."""
+
+    steps: dict[str, int]
+    batch_size: int
+    seeds: int
+    image_size: int
+    detector_preset: str
+    datasets: dict[str, str]  # label -> dataset spec; "shapes" is the main one, "variant" the second
+    learning_rate: float = DEFAULT_OPTIMIZER.learning_rate
+    optimizer: str = DEFAULT_OPTIMIZER.name
+    caveat: str = ""  # what the preset's numbers can and cannot say, written under its table
+
+    def describe(self) -> str:
+        """One line with the schedule's settings."""
+        steps = ", ".join(f"{name} {self.steps[name]}" for name in DETECTOR_ORDER)
+        return (f"steps {steps}; batch {self.batch_size}; {self.seeds} seed(s); {self.image_size} px input; "
+                f"{self.detector_preset} detectors; {self.optimizer} {self.learning_rate:g}; trained on the "
+                "train split, AP on final_val")
+
+
+def _shapes(options: str, extra: str = "") -> str:
+    joined = ",".join(part for part in (options, extra) if part)
+    return f"shapes:{joined}" if joined else "shapes"
+
+
+PRESETS: dict[str, Schedule] = {
+    # a few steps on 8 generated 64 px images: checks that every row runs, says nothing about losses
+    "smoke": Schedule({"fcos": 2, "faster-rcnn": 2}, 2, 1, 64, "tiny",
+                      {"shapes": _shapes("image_size=64,train=8,search_val=2,final_val=4"),
+                       "variant": _shapes(VARIANT_OPTIONS, "image_size=64,train=8,search_val=2,final_val=4")},
+                      caveat="The smoke preset only checks that every row runs; its numbers mean nothing."),
+    # 2 CPU cores: the Faster R-CNN step costs about 3.5x the FCOS one, hence fewer steps
+    "demo": Schedule({"fcos": 600, "faster-rcnn": 300}, 16, 2, 128, "tiny",
+                     {"shapes": "shapes", "variant": _shapes(VARIANT_OPTIONS)},
+                     caveat="The demo preset is a short schedule for two CPU cores: the detectors are far from "
+                     "trained and two seeds give only a rough spread, so differences between rows are mostly "
+                     "noise; compare losses with the small or paper preset."),
+    "small": Schedule({"fcos": 2000, "faster-rcnn": 1000}, 16, 3, 128, "tiny",
+                      {"shapes": "shapes", "variant": _shapes(VARIANT_OPTIONS)}),
+    # the default schedule of `autoloss train` with ResNet-50 detectors on 512 px images: GPUs
+    "paper": Schedule({"fcos": DEFAULT_STEPS, "faster-rcnn": DEFAULT_STEPS}, DEFAULT_BATCH_SIZE, 3, 512, "resnet50",
+                      {"shapes": _shapes("image_size=512"), "variant": _shapes(VARIANT_OPTIONS, "image_size=512")}),
+}
+
+
+def task_spec(row: Row, schedule: Schedule, seed: int, work_dir: Path) -> dict:
+    """The ``autoloss.proxy.train_and_evaluate`` task of ``row`` at ``seed``, its run directory under ``work_dir``."""
+    spec = {
+        "detector": row.detector, "detector_preset": schedule.detector_preset,
+        "data": schedule.datasets[row.data], "data_root": None, "eval_data": None, "eval_split": "final_val",
+        "image_size": schedule.image_size, "steps": schedule.steps[row.detector],
+        "batch_size": schedule.batch_size, "optimizer": schedule.optimizer,
+        "learning_rate": schedule.learning_rate, "seed": seed,
+        "cls": row.cls.task_entry(), "reg": row.reg.task_entry(), "time_limit": None,
+    }
+    digest = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+    return {**spec, "out_dir": str(work_dir / f"{row.detector}-{digest}")}
+
+
+def run_rows(
+    rows: list[Row],
+    schedule: Schedule,
+    *,
+    work_dir: Path,
+    workers: int = 0,
+    dask_scheduler: str | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[Row, list[dict]]:
+    """Train every applicable row at every seed; return each row's task results, one per seed."""
+    tasks: dict[str, dict] = {}
+    names: dict[str, str] = {}
+    keys_of: dict[Row, list[str]] = {}
+    for row in rows:
+        if row.not_applicable is None:
+            specs = [task_spec(row, schedule, seed, work_dir) for seed in range(schedule.seeds)]
+            keys_of[row] = [spec["out_dir"] for spec in specs]
+            for spec in specs:
+                tasks[spec["out_dir"]] = spec
+                names[spec["out_dir"]] = f"{row.detector} on {row.data}: {row.cls.label} + {row.reg.label}"
+    results: dict[str, dict] = {}
+
+    def record(key: str, result: dict) -> None:
+        results[key] = result
+        outcome = (f"AP {100 * result['metrics']['AP']:.1f}, {result['seconds']:.0f} s"
+                   if result["status"] == "ok" else f"failed: {result['reason']}")
+        log(f"[{len(results)}/{len(tasks)}] {names[key]}, seed {tasks[key]['seed']}: {outcome}")
+
+    if workers == 0 and dask_scheduler is None:
+        for key, spec in tasks.items():
+            record(key, train_and_evaluate(spec))
+    else:
+        runner = TaskRunner(lambda: dask_executor(dask_scheduler) if dask_scheduler else local_executor(workers))
+        try:
+            runner.run(train_and_evaluate, {key: (spec, None) for key, spec in tasks.items()}, record)
+        finally:
+            runner.close()
+    return {row: [results[key] for key in keys] for row, keys in keys_of.items()}

@@ -1,0 +1,241 @@
+"""The loss tables' shared surface: found losses as rows, mean ± std cells, the command line and the section.
+
+``benchmarks.loss_combination`` and ``benchmarks.transfer`` differ only in their rows; both call
+:func:`main_of` with a function building them. AP columns are percent, mean ± sample standard
+deviation over the seeds that finished (an AP_S/M/L column is "-" when final_val has no object of
+that size). "vs ref" is the difference in mean AP to the row marked "ref" on the same detector and
+data, with a verdict: beyond the seed spread (the two rows' standard deviations added) or within it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from autoloss.search_result import PAPER_COLUMNS, SearchResult
+from benchmarks.loss_rows import DETECTOR_ORDER, PRESETS, Loss, Row, Schedule, run_rows
+from benchmarks.results_file import RESULTS, machine_line, write_section
+from detection.detectors import get_detector
+
+RowBuilder = Callable[[argparse.Namespace, dict[str, Loss] | None, str | None], list[Row]]
+
+
+def found_losses(run_dir: str) -> tuple[str, dict[str, Loss]]:
+    """(detector searched, {branch: Loss}) of the best losses of the search run in ``run_dir``."""
+    result = SearchResult.load(run_dir)
+    losses = {branch: Loss(f"found {branch}: `{_short(found.infix())}`", prefix=found.prefix(), form=found.form)
+              for branch, found in sorted(result.winners.items())}
+    if not losses:
+        raise ValueError(f"{run_dir} holds no found loss yet (its hall of fame is empty)")
+    return result.config.detector, losses
+
+
+def _short(text: str, limit: int = 60) -> str:
+    text = text.replace("|", "\\|")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def found_rows(found: dict[str, Loss], source: str, detector: str, data: str, *, show_unfit: bool) -> list[Row]:
+    """Rows of a search's found losses on ``detector``: cls with the default reg, reg with the default cls, both.
+
+    A found classification loss of another form than the detector's is a row saying so when
+    ``show_unfit``, and left out otherwise.
+    """
+    spec = get_detector(detector)
+    default_cls, default_reg = Loss.named(spec.default_cls_loss), Loss.named(spec.default_reg_loss)
+    cls, reg = found.get("cls"), found.get("reg")
+    fits = cls is not None and cls.form == spec.cls_form
+    unfit = (f"a {cls.form}-form loss cannot train the {spec.cls_form} classifier of {detector}"
+             if cls is not None and not fits else None)
+    rows = []
+    if cls is not None and (fits or show_unfit):
+        rows.append(Row(detector, f"found cls ({source} search) + default reg", cls, default_reg, data,
+                        not_applicable=unfit))
+    if reg is not None:
+        rows.append(Row(detector, f"default cls + found reg ({source} search)", default_cls, reg, data))
+    if reg is not None and cls is not None and (fits or show_unfit):
+        rows.append(Row(detector, f"found pair ({source} search)", cls, reg, data, not_applicable=unfit))
+    return rows
+
+
+def mean_std(values: list[float]) -> tuple[float, float, int]:
+    """(mean, sample standard deviation, count) of the finite values; NaN where undefined."""
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    if not finite:
+        return math.nan, math.nan, 0
+    std = float(np.std(finite, ddof=1)) if len(finite) > 1 else math.nan
+    return float(np.mean(finite)), std, len(finite)
+
+
+def _cell(mean: float, std: float) -> str:
+    if math.isnan(mean):
+        return "-"
+    return f"{mean:.1f}" if math.isnan(std) else f"{mean:.1f} ± {std:.1f}"
+
+
+def summarize(results: list[dict]) -> dict:
+    """AP columns (percent) as (mean, std, n), minutes per trained run, reused runs and failures of one row."""
+    ok = [r for r in results if r["status"] == "ok"]
+    trained = [r for r in ok if r.get("final_loss") is not None]
+    return {
+        "columns": {c: mean_std([100 * r["metrics"][c] for r in ok]) for c in PAPER_COLUMNS},
+        "minutes": float(np.mean([r["train_seconds"] for r in trained])) / 60 if trained else math.nan,
+        "reused": len(ok) - len(trained),
+        "failures": [r["reason"] for r in results if r["status"] != "ok"],
+        "seeds": len(results),
+    }
+
+
+def _comparison(summary: dict, reference: dict | None) -> tuple[str, str | None]:
+    """The "vs ref" cell and the verdict word (better, worse, within, or None when there is nothing to say)."""
+    if reference is None:
+        return "-", None
+    (mean, std, n), (ref_mean, ref_std, ref_n) = summary["columns"]["AP"], reference["columns"]["AP"]
+    if math.isnan(mean) or math.isnan(ref_mean):
+        return "-", None
+    delta = mean - ref_mean
+    if n < 2 or ref_n < 2:
+        return f"{delta:+.1f} (1 seed)", None
+    verdict = "within" if abs(delta) <= std + ref_std else ("better" if delta > 0 else "worse")
+    return f"{delta:+.1f} ({'within spread' if verdict == 'within' else verdict})", verdict
+
+
+def format_table(rows: list[Row], summaries: dict[Row, dict]) -> tuple[list[str], list[str]]:
+    """(markdown table lines, one verdict line per detector and dataset) of the rows."""
+    head = ["detector", "data", "row", "cls loss", "reg loss", *PAPER_COLUMNS, "vs ref (AP)", "min/run", "note"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    reference_rows = {(r.detector, r.data): r for r in rows if r.reference}
+    verdicts: dict[tuple[str, str], dict[str, list[str]]] = {}
+    for row in rows:
+        group = (row.detector, row.data)
+        reference = reference_rows.get(group)
+        same_as_reference = reference is not None and (row.cls, row.reg) == (reference.cls, reference.reg)
+        name = row.role + (" (ref)" if row.reference else " (the ref's runs)" if same_as_reference else "")
+        if row.not_applicable:
+            cells, compare, minutes = ["n/a"] * len(PAPER_COLUMNS), "n/a", "-"
+            note = f"not trained: {row.not_applicable}"
+        else:
+            summary = summaries[row]
+            cells = [_cell(*summary["columns"][c][:2]) for c in PAPER_COLUMNS]
+            compare, verdict = (("ref", None) if same_as_reference or row.reference
+                                else _comparison(summary, summaries.get(reference)))
+            if verdict:
+                verdicts.setdefault(group, {}).setdefault(verdict, []).append(row.role)
+            minutes = "-" if math.isnan(summary["minutes"]) else f"{summary['minutes']:.1f}"
+            note = _note(summary)
+        lines.append("| " + " | ".join([row.detector, row.data, name, row.cls.label, row.reg.label, *cells,
+                                         compare, minutes, note]) + " |")
+    said = []
+    for (detector, data), found in verdicts.items():
+        parts = [f"{heading}: {'; '.join(found[word])}" for word, heading in (
+            ("better", "better than the ref beyond the seed spread"),
+            ("worse", "worse than the ref beyond the seed spread"),
+            ("within", "within the spread")) if found.get(word)]
+        said.append(f"* {detector} on {data}. " + ". ".join(part[0].upper() + part[1:] for part in parts) + ".")
+    return lines, said
+
+
+def _note(summary: dict) -> str:
+    notes = []
+    if summary["failures"]:
+        notes.append(f"{len(summary['failures'])} of {summary['seeds']} seeds failed ({summary['failures'][0]})")
+    if summary["reused"]:
+        notes.append(f"{summary['reused']} run(s) reused from the work folder")
+    return "; ".join(notes)
+
+
+def parser_of(description: str, *, detectors: bool) -> argparse.ArgumentParser:
+    """The command line both tables take (``--detectors`` only where the rows allow choosing)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--preset", choices=list(PRESETS), default="demo", help="schedule and datasets (default demo)")
+    if detectors:
+        parser.add_argument("--detectors", default=",".join(DETECTOR_ORDER),
+                            help=f"comma-separated, of {', '.join(DETECTOR_ORDER)} (default both)")
+    parser.add_argument("--seeds", type=int, help="seeds per row (default: the preset's)")
+    parser.add_argument("--found", metavar="RUN_DIR", help="also rows with the best losses of this search run")
+    parser.add_argument("--only", metavar="TEXT", help="only the rows whose detector, role or losses contain TEXT")
+    parser.add_argument("--work-dir", metavar="DIR",
+                        help="keep the run directories here (finished runs are reused); default: a temporary folder")
+    parser.add_argument("--workers", type=int, default=0, help="local worker processes (default 0: this process)")
+    parser.add_argument("--dask-scheduler", metavar="ADDRESS", help="run each (row, seed) as a Dask task there")
+    parser.add_argument("--write", action="store_true", help="replace this table's section of the results file")
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help="results file for --write (default benchmarks/RESULTS.md)")
+    return parser
+
+
+def _selected(parser, args, rows: list[Row]) -> list[Row]:
+    if not args.only:
+        return rows
+    text = args.only.lower()
+    kept = [r for r in rows if text in " ".join((r.detector, r.role, r.cls.label, r.reg.label)).lower()]
+    if not kept:
+        parser.error(f"--only {args.only!r} matches no row; rows: {'; '.join(sorted({r.role for r in rows}))}")
+    return kept
+
+
+def main_of(module: str, title: str, description: str, build_rows: RowBuilder, *, detectors: bool,
+            argv: list[str] | None = None) -> str:
+    """Parse ``argv``, train the rows, print (and with --write store) the section; return it."""
+    parser = parser_of(description, detectors=detectors)
+    args = parser.parse_args(argv)
+    if args.seeds is not None and args.seeds < 1:
+        parser.error(f"--seeds must be at least 1, got {args.seeds}")
+    if args.workers < 0:
+        parser.error(f"--workers must be 0 (this process) or more, got {args.workers}")
+    if detectors:
+        args.detectors = [name.strip() for name in args.detectors.split(",") if name.strip()]
+        unknown = [name for name in args.detectors if name not in DETECTOR_ORDER]
+        if unknown or not args.detectors:
+            parser.error(f"--detectors takes a comma-separated list of {', '.join(DETECTOR_ORDER)}, "
+                         f"got {','.join(unknown) or 'none'}")
+    found, source = None, None
+    if args.found:
+        if not Path(args.found).is_dir():
+            parser.error(f"--found {args.found}: not a directory; give the run directory of `autoloss search`")
+        try:
+            source, found = found_losses(args.found)
+        except (FileNotFoundError, ValueError, KeyError) as error:
+            parser.error(f"--found {args.found}: cannot read the search run ({error})")
+    schedule = PRESETS[args.preset]
+    if args.seeds is not None:
+        schedule = Schedule(**{**schedule.__dict__, "seeds": args.seeds})
+    rows = _selected(parser, args, build_rows(args, found, source))
+    machine, load_before, started = machine_line(), os.getloadavg()[0], time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="loss-table-") as scratch:
+        work_dir = Path(args.work_dir) if args.work_dir else Path(scratch)
+        results = run_rows(rows, schedule, work_dir=work_dir, workers=args.workers, dask_scheduler=args.dask_scheduler,
+                           log=lambda line: print(line, file=sys.stderr, flush=True))
+    minutes = (time.perf_counter() - started) / 60
+    table, verdicts = format_table(rows, {row: summarize(found) for row, found in results.items()})
+    command = shlex.join(["python", "-m", module, *(sys.argv[1:] if argv is None else argv)])
+    shared = max(os.getloadavg()[0], load_before) > 0.75 * (os.cpu_count() or 1)
+    used = sorted({row.data for row in rows}, key=list(schedule.datasets).index)
+    lines = [
+        f"## {title} ({args.preset} preset)", "",
+        f"Machine: {machine}; after the run {os.getloadavg()[0]:.1f}.",
+        f"Command: `{command}`; wall time {minutes:.1f} min"
+        + (" (the cores were shared with other work, so times are inflated)." if shared else "."),
+        f"Schedule: {schedule.describe()}; " + (f"seeds 0-{schedule.seeds - 1}." if schedule.seeds > 1 else "seed 0."),
+        "Data: " + "; ".join(f"{label} = `{schedule.datasets[label]}`" for label in used) + ".",
+        "", *table, "",
+        "AP columns: percent on final_val, mean ± sample standard deviation over the seeds; \"vs ref\": mean AP minus "
+        "the ref row's on the same detector and data, \"within spread\" when smaller than the two rows' standard "
+        "deviations added; min/run: training minutes per run, compilation included, evaluation not.", "",
+        *verdicts, *([""] if verdicts else []), schedule.caveat,
+    ]
+    section = "\n".join(lines).rstrip("\n") + "\n"
+    print(section)
+    if args.write:
+        write_section(section, args.results)
+    return section
+
