@@ -24,7 +24,8 @@ from detection.experiment import (
 )
 from detection.shapes import SPLITS
 
-DATA_HELP = "dataset: shapes (built-in, generated on first use), coco:ANN_JSON:IMG_DIR or voc:VOC_DIR"
+DATA_HELP = ("dataset: shapes (built-in, generated on first use), shapes:KEY=VALUE,... (a variant, e.g. "
+             "shapes:seed=1,classes=6), coco:ANN_JSON:IMG_DIR or voc:VOC_DIR")
 
 
 def run_train(args: argparse.Namespace) -> dict:
