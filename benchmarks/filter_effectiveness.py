@@ -32,7 +32,7 @@ from autoloss.executors import TaskRunner, local_executor
 from autoloss.proxy import train_and_evaluate
 from autoloss.search_config import SearchConfig
 from autoloss.search_driver import default_losses, make_simulator, task_spec
-from benchmarks.results_file import machine_line, write_section
+from benchmarks.results_file import command_line, machine_line, publish
 from benchmarks.search_efficiency import SMOKE_DATA, percent
 from symbolic.candidate import Candidate
 
@@ -178,12 +178,9 @@ def main(argv=None) -> str:
     config = SearchConfig.preset(preset["base"], **preset["search"], seed=args.seed)
     started = time.perf_counter()
     outcome = study(config, args.generated, args.sample, args.good_fraction, not args.quiet)
-    command = "python -m benchmarks.filter_effectiveness " + " ".join(sys.argv[1:] if argv is None else argv)
-    section = render(outcome, args.preset, args, command.strip(), (time.perf_counter() - started) / 60)
-    print(section)
-    if args.write:
-        write_section(section)
-    return section
+    command = command_line("benchmarks.filter_effectiveness", argv)
+    section = render(outcome, args.preset, args, command, (time.perf_counter() - started) / 60)
+    return publish(section, args.write)
 
 
 if __name__ == "__main__":

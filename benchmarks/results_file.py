@@ -6,6 +6,7 @@ import datetime
 import os
 import platform
 import re
+import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -37,3 +38,17 @@ def write_section(section: str, path: Path = RESULTS) -> None:
     """Replace (or append) ``section`` in the results file at ``path``."""
     content = path.read_text() if path.exists() else "# Benchmark results\n"
     path.write_text(replace_section(content, section))
+
+
+def command_line(module: str, argv=None) -> str:
+    """How ``module`` was run with ``argv`` (the process's arguments when None), as a user would type it."""
+    args = sys.argv[1:] if argv is None else argv
+    return " ".join(["python -m", module, *args])
+
+
+def publish(section: str, write: bool) -> str:
+    """Print ``section``, and with ``write`` replace it in RESULTS.md; return it."""
+    print(section)
+    if write:
+        write_section(section)
+    return section

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from autoloss.proxy import train_and_evaluate
 from autoloss.run_store import RunStore
 from autoloss.search_config import METHODS, SearchConfig
 from autoloss.search_driver import default_losses, search, task_spec
-from benchmarks.results_file import machine_line, write_section
+from benchmarks.results_file import command_line, machine_line, publish
 
 SECTION = "## Search efficiency (random, vanilla, CPV-only, CSE-Autoloss)"
 SMOKE_DATA = "shapes:train=32,search_val=8,final_val=8,image_size=64"
@@ -196,12 +195,9 @@ def main(argv=None) -> str:
     started = time.perf_counter()
     outcomes = [run_seed(SearchConfig.preset(preset["base"], **overrides, seed=seed), args.methods, work_dir,
                          preset["final_steps"], not args.quiet) for seed in seeds]
-    command = "python -m benchmarks.search_efficiency " + " ".join(sys.argv[1:] if argv is None else argv)
-    section = render(args.preset, seeds, args.methods, outcomes, command.strip(), (time.perf_counter() - started) / 60)
-    print(section)
-    if args.write:
-        write_section(section)
-    return section
+    command = command_line("benchmarks.search_efficiency", argv)
+    section = render(args.preset, seeds, args.methods, outcomes, command, (time.perf_counter() - started) / 60)
+    return publish(section, args.write)
 
 
 if __name__ == "__main__":
