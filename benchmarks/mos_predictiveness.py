@@ -3,32 +3,40 @@
 Candidates (sigmoid form, FCOS classification branch): the zoo's, seeded mutations of them, and
 seeded random candidates that pass CPV, deduplicated, ``--candidates`` in all. Each is simulated
 with the default settings (its MOS score: AP on the verification images, a non-finite run
-counting as -1) and trained on the proxy task: the FCOS detector from scratch for ``--proxy-steps``
-steps on the train split with the candidate as classification loss (alpha-balanced, GIoU
-regression), COCO AP on the search-val split (0 when training diverges).
+counting as -1) and trained on the search's proxy task (``autoloss.proxy``, the demo preset's
+settings): FCOS for ``--proxy-steps`` steps on the train split with the candidate as
+classification loss (alpha-balanced, GIoU regression), from the MOS warm start with the
+classifier re-initialized (``--proxy-init warm``, the search's default) or from scratch; COCO AP
+on the search-val split (0 when training fails).
 
-Usage: ``python benchmarks/mos_predictiveness.py [--candidates 30] [--proxy-steps 300] [--write]``.
+Usage: ``python benchmarks/mos_predictiveness.py [--candidates 30] [--proxy-steps 150]
+[--proxy-init warm|scratch] [--write]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import platform
 import random
-import tempfile
+import sys
 import time
+from pathlib import Path
 
-import jax
 import numpy as np
 from scipy.stats import spearmanr
+from tqdm.auto import tqdm
 
-from detection.experiment import run_experiment
-from detection.training import TrainingDiverged
-from simulate import SimulationConfig, Simulator
-from simulate.simulation import AUTHORS_ALPHA
-from symbolic import KNOWN_LOSSES, InvalidCandidate, random_candidate, verify
-from symbolic.variation import mutate_candidate
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from autoloss.proxy import train_and_evaluate  # noqa: E402
+from autoloss.search_config import SearchConfig  # noqa: E402
+from autoloss.search_driver import default_losses, task_spec  # noqa: E402
+from benchmarks.results_file import machine_line, write_section  # noqa: E402
+from simulate import SimulationConfig, Simulator  # noqa: E402
+from symbolic import KNOWN_LOSSES, InvalidCandidate, random_candidate, verify  # noqa: E402
+from symbolic.variation import mutate_candidate  # noqa: E402
+
+SECTION = "## Does the simulation predict the proxy task?"
 
 
 def study_candidates(count: int, seed: int) -> list:
@@ -50,43 +58,43 @@ def study_candidates(count: int, seed: int) -> list:
     return list(found.values())[:count]
 
 
-def proxy_ap(candidate, steps: int, seed: int) -> float:
-    """AP on search_val after training FCOS from scratch with the candidate; 0 if training diverges."""
-    with tempfile.TemporaryDirectory() as out_dir:
-        try:
-            result = run_experiment(cls_loss=candidate.to_jax(), alpha_balance=AUTHORS_ALPHA, steps=steps, seed=seed,
-                                    out_dir=out_dir, eval_split="search_val", progress=False)
-        except TrainingDiverged:
-            return 0.0
-    return float(result.metrics["AP"])
+def proxy_ap(candidate, config: SearchConfig) -> float:
+    """AP on search_val of the search's proxy task with the candidate as classification loss; 0 if it fails."""
+    losses = {**default_losses(config), "cls": {"prefix": candidate.prefix(), "form": candidate.form.name}}
+    result = train_and_evaluate(task_spec(config, losses, branch="cls"))
+    return float(result["metrics"]["AP"]) if result["status"] == "ok" else 0.0
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candidates", type=int, default=30)
-    parser.add_argument("--proxy-steps", type=int, default=300)
+    parser.add_argument("--proxy-steps", type=int, default=150)
+    parser.add_argument("--proxy-init", choices=("warm", "scratch"), default="warm")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--write", action="store_true", help="append the table to benchmarks/RESULTS.md")
+    parser.add_argument("--write", action="store_true", help="replace this section of benchmarks/RESULTS.md")
     args = parser.parse_args()
+    machine = machine_line()
     started = time.perf_counter()
     candidates = study_candidates(args.candidates, args.seed)
     simulator = Simulator(SimulationConfig(seed=args.seed), progress=True)
     simulated = simulator.simulate_many(candidates)
     mos = np.array([r.score if math.isfinite(r.score) else -1.0 for r in simulated])
-    proxy = np.array([proxy_ap(c, args.proxy_steps, args.seed) for c in candidates])
+    config = SearchConfig(proxy_steps=args.proxy_steps, proxy_init=args.proxy_init, seed=args.seed)
+    proxy = np.array([proxy_ap(c, config) for c in tqdm(candidates, desc="proxy")])
     rho = spearmanr(mos, proxy).statistic
     top_proxy = set(np.argsort(-proxy, kind="stable")[:5].tolist())
     top_mos = set(np.argsort(-mos, kind="stable")[:10].tolist())
     passed = [r.passed for r in simulated]
     lines = [
+        SECTION,
         "",
-        "## Does the simulation predict the proxy task?",
-        "",
-        f"Machine: {platform.machine()}, {jax.default_backend()}, jax {jax.__version__}. Command: "
-        f"`python benchmarks/mos_predictiveness.py --candidates {args.candidates} --proxy-steps {args.proxy_steps}` "
-        f"({(time.perf_counter() - started) / 60:.0f} min). {len(candidates)} sigmoid-form candidates (zoo, mutations, "
-        f"random CPV survivors); MOS with the default settings; proxy: FCOS from scratch, {args.proxy_steps} steps "
-        "batch 16 on train, AP on search_val.",
+        f"Machine: {machine}. Command: "
+        f"`python benchmarks/mos_predictiveness.py --candidates {args.candidates} --proxy-steps {args.proxy_steps} "
+        f"--proxy-init {args.proxy_init}` ({(time.perf_counter() - started) / 60:.0f} min). {len(candidates)} "
+        "sigmoid-form candidates (zoo, mutations, random CPV survivors); MOS with the default settings; proxy: the "
+        f"search's proxy task, FCOS {args.proxy_steps} steps batch 16 on train "
+        f"({'from the MOS warm start, classifier re-initialized' if args.proxy_init == 'warm' else 'from scratch'}), "
+        "AP on search_val.",
         "",
         f"* Spearman's rho (MOS score vs proxy AP): **{rho:.2f}**",
         f"* Proxy top-5 inside the MOS top-10: **{len(top_proxy & top_mos)} of 5**",
@@ -105,8 +113,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write:
-        with open("benchmarks/RESULTS.md", "a") as handle:
-            handle.write(text)
+        write_section(text)
 
 
 if __name__ == "__main__":
