@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import math
 import sys
 from typing import TextIO
 
 from tqdm.auto import tqdm
 
+from autoloss.markdown import percent
 from autoloss.search_result import PAPER_COLUMNS
-
-
-def _percent(value, digits: int = 1) -> str:
-    return "-" if value is None or not math.isfinite(value) else f"{100 * value:.{digits}f}"
 
 
 def generation_line(branch: str, summary: dict, generations: int) -> str:
     """One generation's funnel: generated → unique → passed CPV → passed MOS → proxy AP best/median (percent)."""
     return (f"[{branch}] generation {summary['generation'] + 1}/{generations}: generated {summary['generated']:,} → "
             f"unique {summary['unique']:,} → CPV {summary['cpv']:,} → MOS {summary['mos']:,} → proxy "
-            f"{summary['proxy']}: AP best {_percent(summary['best'], 2)} median {_percent(summary['median'], 2)}"
+            f"{summary['proxy']}: AP best {percent(summary['best'], 2)} median {percent(summary['median'], 2)}"
             + (f" ({summary['proxy_failed']} failed)" if summary.get("proxy_failed") else ""))
 
 
@@ -88,11 +84,11 @@ def format_report(report: dict) -> str:
     for branch, part in report["branches"].items():
         rows = [["gen", "generated", "unique", "CPV", "MOS", "proxy", "best AP", "median AP"]]
         rows += [[str(g["generation"] + 1), f"{g['generated']:,}", f"{g['unique']:,}", str(g["cpv"]), str(g["mos"]),
-                  str(g["proxy"]), _percent(g["best"], 2), _percent(g["median"], 2)] for g in part["generations"]]
+                  str(g["proxy"]), percent(g["best"], 2), percent(g["median"], 2)] for g in part["generations"]]
         lines += ["", f"{branch} branch ({part['form']} form), per generation (proxy AP in %):"]
         lines += _table(rows, set(range(8)))
         rows = [["rank", "proxy AP", "MOS", "size", "CPV", "formula"]]
-        rows += [[str(e["rank"]), _percent(e["proxy_ap"], 2), _percent(e["mos_score"], 2), str(e["size"]),
+        rows += [[str(e["rank"]), percent(e["proxy_ap"], 2), percent(e["mos_score"], 2), str(e["size"]),
                   e["cpv_summary"], e["infix"]] for e in part["hall_of_fame"][:5]]
         lines += ["", f"hall of fame, {branch} (top {min(5, len(part['hall_of_fame']))}):"]
         lines += _table(rows, {0, 1, 2, 3}) if len(rows) > 1 else ["  (no candidate finished the proxy task)"]
@@ -119,7 +115,7 @@ def format_final(report: dict) -> list[str]:
             rows.append([name, *["-"] * len(PAPER_COLUMNS)])
             legend.append(f"  {name}: failed ({row.get('reason')})")
             continue
-        rows.append([name, *(_percent(row["metrics"].get(c)) for c in PAPER_COLUMNS)])
+        rows.append([name, *(percent(row["metrics"].get(c)) for c in PAPER_COLUMNS)])
         if row.get("delta"):
             rows.append(["  vs baseline", *(_signed(row["delta"][c]) for c in PAPER_COLUMNS)])
         legend.append(f"  {name}: cls {row['losses']['cls']}, reg {row['losses']['reg']}")

@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.results_file import machine_line, write_section  # noqa: E402
+from benchmarks.results_file import machine_line, publish  # noqa: E402
 from symbolic.candidate import Candidate  # noqa: E402
 from symbolic.canonical import Deduplicator, InvalidCandidate  # noqa: E402
 from symbolic.variation import random_tree  # noqa: E402
@@ -169,9 +169,7 @@ def main() -> None:
     sample = [verify(candidate, time_budget=1.0) for candidate in survivor_sample(args.sample)]
     text = report(args.trees, args.budget, reference, ours, zoo, sample, machine)
     print(reference["line"])
-    print(text)
-    if args.write:
-        write_section(text)
+    publish(text, args.write)
 
 
 if __name__ == "__main__":

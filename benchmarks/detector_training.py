@@ -13,7 +13,6 @@ replaced (or appended); other sections are left as they are.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import tempfile
@@ -23,7 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from autoloss.loss_specs import resolve_cls_loss, resolve_reg_loss  # noqa: E402
-from benchmarks.results_file import machine_line, write_section  # noqa: E402
+from autoloss.markdown import percent  # noqa: E402
+from benchmarks.results_file import command_line, machine_line, publish  # noqa: E402
 from detection.batching import iterate_batches  # noqa: E402
 from detection.datasets import load_dataset  # noqa: E402
 from detection.evaluation import evaluate_detections  # noqa: E402
@@ -80,10 +80,6 @@ def train_loss_pair(cls_name: str, reg_name: str, *, steps: int, batch_size: int
     return {"pair": f"{cls_name} + {reg_name}", **result.to_dict()}
 
 
-def _percent(value) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}"
-
-
 def render(command: str, machine: str, throughput: dict, runs: list[dict], cocoeval: dict) -> str:
     """Return the RESULTS.md section as markdown."""
     lines = [
@@ -103,7 +99,7 @@ def render(command: str, machine: str, throughput: dict, runs: list[dict], cocoe
         "|---|---|---|---|---|---|" + "---|" * len(COLUMNS),
     ]
     for run in runs:
-        cells = [_percent(run["metrics"].get(column)) for column in COLUMNS]
+        cells = [percent(run["metrics"].get(column)) for column in COLUMNS]
         lines.append(
             f"| {run['pair']} | {run['seed']} | {run['steps']} | {run['batch_size']} | "
             f"{run['train_seconds'] / 60:.1f} | {run['images_per_second']:.0f} | " + " | ".join(cells) + " |"
@@ -122,7 +118,7 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="replace this benchmark's section of RESULTS.md")
     args = parser.parse_args()
     machine = machine_line()
-    command = "python benchmarks/detector_training.py " + " ".join(sys.argv[1:])
+    command = command_line("benchmarks.detector_training")
     throughput = measure_throughput(args.batch_size, args.throughput_steps, args.seed)
     print(f"throughput: {throughput}", flush=True)
     cocoeval = measure_cocoeval()
@@ -134,10 +130,7 @@ def main() -> None:
             runs.append(train_loss_pair(cls_name, reg_name, steps=args.steps, batch_size=args.batch_size,
                                         seed=args.seed, out_dir=out_dir))  # fmt: skip
             print(f"{runs[-1]['pair']}: {runs[-1]['metrics']}", flush=True)
-    section = render(command.strip(), machine, throughput, runs, cocoeval)
-    print(section)
-    if args.write:
-        write_section(section)
+    publish(render(command, machine, throughput, runs, cocoeval), args.write)
 
 
 if __name__ == "__main__":

@@ -29,11 +29,12 @@ from collections import Counter
 
 from autoloss.evolution import Evolution, EvolutionSettings
 from autoloss.executors import TaskRunner, local_executor
+from autoloss.markdown import percent
 from autoloss.proxy import train_and_evaluate
 from autoloss.search_config import SearchConfig
 from autoloss.search_driver import default_losses, make_simulator, task_spec
 from benchmarks.results_file import command_line, machine_line, publish
-from benchmarks.search_efficiency import SMOKE_DATA, percent
+from benchmarks.search_efficiency import SMOKE_DATA
 from symbolic.candidate import Candidate
 
 SECTION = "## Filter effectiveness (dedup, CPV, MOS)"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import shlex
 import sys
 import tempfile
 import time
@@ -23,7 +22,7 @@ import numpy as np
 
 from autoloss.search_result import PAPER_COLUMNS, SearchResult
 from benchmarks.loss_rows import DETECTOR_ORDER, PRESETS, Loss, Row, Schedule, run_rows
-from benchmarks.results_file import RESULTS, machine_line, write_section
+from benchmarks.results_file import RESULTS, command_line, machine_line, publish
 from detection.detectors import get_detector
 
 RowBuilder = Callable[[argparse.Namespace, dict[str, Loss] | None, str | None], list[Row]]
@@ -217,7 +216,7 @@ def main_of(module: str, title: str, description: str, build_rows: RowBuilder, *
                            log=lambda line: print(line, file=sys.stderr, flush=True))
     minutes = (time.perf_counter() - started) / 60
     table, verdicts = format_table(rows, {row: summarize(found) for row, found in results.items()})
-    command = shlex.join(["python", "-m", module, *(sys.argv[1:] if argv is None else argv)])
+    command = command_line(module, argv)
     shared = max(os.getloadavg()[0], load_before) > 0.75 * (os.cpu_count() or 1)
     used = sorted({row.data for row in rows}, key=list(schedule.datasets).index)
     lines = [
@@ -233,9 +232,5 @@ def main_of(module: str, title: str, description: str, build_rows: RowBuilder, *
         "deviations added; min/run: training minutes per run, compilation included, evaluation not.", "",
         *verdicts, *([""] if verdicts else []), schedule.caveat,
     ]
-    section = "\n".join(lines).rstrip("\n") + "\n"
-    print(section)
-    if args.write:
-        write_section(section, args.results)
-    return section
+    return publish("\n".join(lines).rstrip("\n") + "\n", args.write, args.results)
 

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from autoloss.proxy import train_and_evaluate  # noqa: E402
 from autoloss.search_config import SearchConfig  # noqa: E402
 from autoloss.search_driver import default_losses, task_spec  # noqa: E402
-from benchmarks.results_file import machine_line, write_section  # noqa: E402
+from benchmarks.results_file import machine_line, publish  # noqa: E402
 from simulate import SimulationConfig, Simulator  # noqa: E402
 from symbolic import KNOWN_LOSSES, InvalidCandidate, random_candidate, verify  # noqa: E402
 from symbolic.variation import mutate_candidate  # noqa: E402
@@ -111,9 +111,7 @@ def main() -> None:
         lines.append(f"| `{candidates[index].infix()[:70]}` | {100 * mos[index]:.1f} | {verdict} "
                      f"| {100 * proxy[index]:.1f} |")
     text = "\n".join(lines) + "\n"
-    print(text)
-    if args.write:
-        write_section(text)
+    publish(text, args.write)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.results_file import machine_line, write_section  # noqa: E402
+from benchmarks.results_file import machine_line, publish  # noqa: E402
 from simulate import SimulationConfig, Simulator  # noqa: E402
 from symbolic import KNOWN_LOSSES, InvalidCandidate, random_candidate  # noqa: E402
 
@@ -106,9 +106,7 @@ def main() -> None:
               f"(first calls). Peak resident memory of the process (all four simulators alive): {peak_gib:.2f} GiB.",
               ""]
     text = "\n".join(lines)
-    print(text)
-    if args.write:
-        write_section(text)
+    publish(text, args.write)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import datetime
 import os
 import platform
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -42,13 +43,12 @@ def write_section(section: str, path: Path = RESULTS) -> None:
 
 def command_line(module: str, argv=None) -> str:
     """How ``module`` was run with ``argv`` (the process's arguments when None), as a user would type it."""
-    args = sys.argv[1:] if argv is None else argv
-    return " ".join(["python -m", module, *args])
+    return shlex.join(["python", "-m", module, *(sys.argv[1:] if argv is None else argv)])
 
 
-def publish(section: str, write: bool) -> str:
-    """Print ``section``, and with ``write`` replace it in RESULTS.md; return it."""
+def publish(section: str, write: bool, path: Path = RESULTS) -> str:
+    """Print ``section``, and with ``write`` replace it in the results file at ``path``; return it."""
     print(section)
     if write:
-        write_section(section)
+        write_section(section, path)
     return section

@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.results_file import RESULTS, machine_line, write_section  # noqa: E402
+from benchmarks.results_file import RESULTS, machine_line, publish  # noqa: E402
 from symbolic.candidate import Candidate  # noqa: E402
 from symbolic.forms import FORMS  # noqa: E402
 from symbolic.screening import screen  # noqa: E402
@@ -166,9 +166,8 @@ def main() -> None:
         "among the candidates SymPy accepted.",
     ]
     text = "\n".join([SECTION, "", *lines])
-    print(text)
+    publish(text, args.write)
     if args.write:
-        write_section(text)
         print(f"\nwrote {RESULTS.relative_to(ROOT)}")
 
 

@@ -14,23 +14,19 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
-import re
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from autoloss.markdown import percent  # noqa: E402
 from autoloss.search_config import SearchConfig  # noqa: E402
 from autoloss.search_driver import search  # noqa: E402
 from autoloss.search_result import PAPER_COLUMNS  # noqa: E402
+from benchmarks.results_file import command_line, machine_line, publish  # noqa: E402
 
 SECTION = "## Search, demo preset (autoloss search)"
-
-
-def percent(value) -> str:
-    return "-" if value is None else f"{100 * value:.1f}"
 
 
 def method_rows(method: str, result) -> list[str]:
@@ -62,14 +58,6 @@ def method_rows(method: str, result) -> list[str]:
     return lines + [""]
 
 
-def write_section(text: str) -> None:
-    """Replace this benchmark's section of benchmarks/RESULTS.md."""
-    path = ROOT / "benchmarks" / "RESULTS.md"
-    content = path.read_text() if path.exists() else "# Benchmark results\n"
-    kept = [s for s in re.split(r"(?m)^(?=## )", content) if not s.startswith(SECTION)]
-    path.write_text("".join(kept).rstrip("\n") + "\n\n" + text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="demo")
@@ -78,10 +66,8 @@ def main() -> None:
                         help="folder of the run directories (one per method)")
     parser.add_argument("--write", action="store_true", help="replace our section of benchmarks/RESULTS.md")
     args = parser.parse_args()
-    command = "python benchmarks/search_demo.py " + " ".join(sys.argv[1:])
-    machine = (f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-               f"{platform.system()}; load average before {os.getloadavg()[0]:.1f}")
-    lines = [SECTION, "", f"Machine: {machine}. Date: {datetime.date.today()}. Command: `{command}` "
+    command = command_line("benchmarks.search_demo")
+    lines = [SECTION, "", f"Machine: {machine_line()}. Command: `{command}` "
              f"(the default run is `autoloss search`).", "",
              "Final rows: AP (%) on final_val, which the search never saw; in parentheses the difference to the "
              "baseline row.", ""]
@@ -90,10 +76,7 @@ def main() -> None:
         result = search(config, run_dir=Path(args.out) / method)
         lines += method_rows(method, result)
     lines.append(f"Load average after: {os.getloadavg()[0]:.1f}.")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.write:
-        write_section(text)
+    publish("\n".join(lines) + "\n", args.write)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import statistics
 import time
 from pathlib import Path
 
+from autoloss.markdown import percent
 from autoloss.proxy import train_and_evaluate
 from autoloss.run_store import RunStore
 from autoloss.search_config import METHODS, SearchConfig
@@ -48,11 +49,6 @@ PRESETS = {
     "small": {"base": "small", "seeds": 3, "final_steps": 5000, "search": {}},
     "paper": {"base": "paper", "seeds": 3, "final_steps": 90_000, "search": {}},
 }
-
-
-def percent(value) -> str:
-    """A fraction as a percentage with one decimal, '-' when missing."""
-    return "-" if value is None else f"{100 * value:.1f}"
 
 
 def mean_std(values) -> str:

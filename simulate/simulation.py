@@ -234,7 +234,7 @@ class Simulator:
         curves = []
         for t in range(self.config.steps):
             if derivatives is not None:
-                data = derivatives(*self._shared_step("inputs")(state[0], weights, self.task.frozen, key, t))
+                data = derivatives(*self._loss_inputs(state[0], weights, self.task.frozen, key, t))
             *state, loss = step(*state, data, weights, self.task.frozen, key, t)
             curves.append(loss)
             if t == 0:
@@ -256,16 +256,17 @@ class Simulator:
         return results
 
     def _shared_step(self, kind: int | str, registers: int = 0):
-        """The compiled function shared by every batch: an interpreter step (by program length), the
-        linearized step, or the linearized losses' ``inputs``; built on first use."""
+        """The compiled step shared by every batch: an interpreter step (by program length and registers)
+        or the linearized step; built on first use."""
         if (kind, registers) not in self._shared_steps:
-            if kind == "inputs":
-                built = _build_inputs(self.task, self.config, self.form)
-            else:
-                built = _build_step(self.task, self.config, self.form, kind if kind == "linearized" else None,
-                                    registers)
-            self._shared_steps[kind, registers] = built
+            lowered = "linearized" if kind == "linearized" else None
+            self._shared_steps[kind, registers] = _build_step(self.task, self.config, self.form, lowered, registers)
         return self._shared_steps[kind, registers]
+
+    @functools.cached_property
+    def _loss_inputs(self):
+        """The compiled inputs of each candidate's loss at the current parameters (linearized batching)."""
+        return _build_inputs(self.task, self.config, self.form)
 
     def _judge(self, candidate: Candidate, losses: np.ndarray, failed_at: int, detections) -> SimulationResult:
         curve = [float(v) for v in losses]
