@@ -16,7 +16,6 @@ from detection.detectors import DETECTORS, get_detector
 from detection.evaluation import format_ap_table
 from detection.experiment import (
     DEFAULT_BATCH_SIZE,
-    DEFAULT_STEPS,
     evaluate_checkpoint,
     read_experiment_metadata,
     run_directory,
@@ -31,7 +30,7 @@ DATA_HELP = ("dataset: shapes (built-in, generated on first use), shapes:KEY=VAL
 def run_train(args: argparse.Namespace) -> dict:
     """``autoloss train``: train a detector, save it to --out and report its metrics on the eval split."""
     detector = get_detector(args.detector)
-    if args.steps < 1 or args.batch_size < 1 or args.image_size < 32:
+    if (args.steps is not None and args.steps < 1) or args.batch_size < 1 or args.image_size < 32:
         raise ValueError("--steps and --batch-size must be positive and --image-size at least 32")
     cls_spec = resolve_cls_loss(args.loss_cls or detector.default_cls_loss, detector.cls_form)
     reg_spec = resolve_reg_loss(args.loss_reg)
@@ -118,7 +117,8 @@ def add_detector_commands(sub: argparse._SubParsersAction, json_flag: argparse.A
         help="regression loss: giou, iou, diou, ciou, l1, smooth_l1, a zoo name (cse_b_reg) "
         "or a reg-form formula over i, u, e",
     )
-    train.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"training steps (default {DEFAULT_STEPS})")
+    train.add_argument("--steps", type=int, help="training steps (default: the detector's schedule, "
+                       + ", ".join(f"{name} {d.default_steps}" for name, d in DETECTORS.items()) + ")")
     train.add_argument(
         "--batch-size",
         type=int,

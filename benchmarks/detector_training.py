@@ -1,52 +1,57 @@
-"""Detector training benchmark on the built-in shapes dataset: throughput, AP of two loss pairs, COCOeval time.
+"""Detector training benchmark on the built-in shapes dataset: throughput and AP of each detector's loss pairs.
 
-    python benchmarks/detector_training.py [--steps N] [--batch-size B] [--seed S] [--write]
+    python -m benchmarks.detector_training [--detector fcos|faster-rcnn] [--steps N] [--seeds 0,1]
+        [--work-dir DIR] [--write]
 
-1. Training throughput of the default FCOS config at 128x128 (images/s after the compiling step).
-2. The default schedule trained with focal + GIoU and with the CSE-Autoloss-B pair, evaluated on final_val.
-3. COCOeval time on final_val (perfect detections, so every ground truth is matched).
+For each detector (both by default), through the path ``autoloss train`` runs
+(:func:`detection.experiment.run_experiment`):
 
-With ``--write`` the section "## Detector training (FCOS, built-in shapes)" of benchmarks/RESULTS.md is
-replaced (or appended); other sections are left as they are.
+1. Training throughput of the default (tiny) config at 128x128: images/s after the compiling step.
+2. The detector's default schedule trained with each of its loss pairs, evaluated on final_val:
+   FCOS with focal + GIoU and the CSE-Autoloss-B pair, Faster R-CNN with the paper's baselines
+   CE + L1 and CE + GIoU and the CSE-Autoloss-A pair.
+3. For FCOS, the COCOeval time on final_val (perfect detections, so every ground truth is matched).
+
+Run folders go to ``--work-dir`` (a temporary folder by default); a folder that already holds a
+finished run of the same settings is evaluated without training again. With ``--write`` each
+detector's section of benchmarks/RESULTS.md is replaced (or appended).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from autoloss.loss_specs import resolve_cls_loss, resolve_reg_loss
+from autoloss.markdown import percent
+from benchmarks.results_file import command_line, machine_line, publish
+from detection.batching import iterate_batches
+from detection.datasets import load_dataset
+from detection.detectors import DETECTORS, get_detector
+from detection.evaluation import evaluate_detections
+from detection.experiment import DEFAULT_BATCH_SIZE, make_config, run_experiment
+from detection.training import train
 
-from autoloss.loss_specs import resolve_cls_loss, resolve_reg_loss  # noqa: E402
-from autoloss.markdown import percent  # noqa: E402
-from benchmarks.results_file import command_line, machine_line, publish  # noqa: E402
-from detection.batching import iterate_batches  # noqa: E402
-from detection.datasets import load_dataset  # noqa: E402
-from detection.evaluation import evaluate_detections  # noqa: E402
-from detection.experiment import (  # noqa: E402
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_OPTIMIZER,
-    DEFAULT_STEPS,
-    make_config,
-    run_experiment,
-)
-from detection.training import train  # noqa: E402
-
-SECTION = "## Detector training (FCOS, built-in shapes)"
-LOSS_PAIRS = (("focal", "giou"), ("cse_b_cls", "cse_b_reg"))
+SECTIONS = {
+    "fcos": "## Detector training (FCOS, built-in shapes)",
+    "faster-rcnn": "## Detector training (Faster R-CNN, built-in shapes)",
+}
+LOSS_PAIRS = {
+    "fcos": (("focal", "giou"), ("cse_b_cls", "cse_b_reg")),
+    "faster-rcnn": (("cross_entropy", "l1"), ("cross_entropy", "giou"), ("cse_a_cls", "cse_a_reg")),
+}
 COLUMNS = ("AP", "AP50", "AP75", "AP_S", "AP_M", "AP_L", "mAP50_voc")
 
 
-def measure_throughput(batch_size: int, steps: int, seed: int) -> dict:
-    """Return images/s after compile, compile seconds and batch size of the default config at 128x128."""
+def measure_throughput(detector: str, batch_size: int, steps: int, seed: int) -> dict:
+    """Return images/s after compile, compile seconds and batch size of ``detector``'s default config at 128x128."""
     data = load_dataset("shapes", split="train", image_size=128)
-    config = make_config(data.num_classes, 128)
+    config = make_config(data.num_classes, 128, detector=detector)
     batches = iterate_batches(data, batch_size, seed=seed, steps=steps)
-    result = train(config, batches, steps=steps, optimizer=DEFAULT_OPTIMIZER, seed=seed, progress=False)
+    optimizer = get_detector(detector).default_optimizer
+    result = train(config, batches, steps=steps, optimizer=optimizer, seed=seed, progress=False)
     return {
         "images_per_second": result.images_per_second,
         "compile_seconds": result.compile_seconds,
@@ -58,16 +63,18 @@ def measure_throughput(batch_size: int, steps: int, seed: int) -> dict:
 def measure_cocoeval() -> dict:
     """Return the COCOeval seconds of perfect detections on the final_val split."""
     data = load_dataset("shapes", split="final_val", image_size=128)
-    classes = data.labels
     started = time.perf_counter()
-    metrics = evaluate_detections(data, data.boxes, data.valid.astype("float32"), classes, data.valid)
+    metrics = evaluate_detections(data, data.boxes, data.valid.astype("float32"), data.labels, data.valid)
     return {"images": len(data), "seconds": time.perf_counter() - started, "AP": metrics["AP"]}
 
 
-def train_loss_pair(cls_name: str, reg_name: str, *, steps: int, batch_size: int, seed: int, out_dir: str) -> dict:
-    """Return the result of the default schedule trained with one (cls, reg) loss pair."""
-    cls_spec, reg_spec = resolve_cls_loss(cls_name), resolve_reg_loss(reg_name)
+def train_loss_pair(detector: str, cls_name: str, reg_name: str, *, steps: int, batch_size: int, seed: int,
+                    out_dir: str) -> dict:
+    """Return the result of ``detector``'s schedule trained with one (cls, reg) loss pair."""
+    cls_spec = resolve_cls_loss(cls_name, get_detector(detector).cls_form)
+    reg_spec = resolve_reg_loss(reg_name)
     result = run_experiment(
+        detector=detector,
         cls_loss=cls_spec.fn,
         reg_loss=reg_spec.fn,
         alpha_balance=cls_spec.alpha_balance,
@@ -80,20 +87,25 @@ def train_loss_pair(cls_name: str, reg_name: str, *, steps: int, batch_size: int
     return {"pair": f"{cls_name} + {reg_name}", **result.to_dict()}
 
 
-def render(command: str, machine: str, throughput: dict, runs: list[dict], cocoeval: dict) -> str:
-    """Return the RESULTS.md section as markdown."""
+def render(detector: str, command: str, machine: str, throughput: dict, runs: list[dict],
+           cocoeval: dict | None) -> str:
+    """Return ``detector``'s RESULTS.md section as markdown."""
     lines = [
-        SECTION,
+        SECTIONS[detector],
         "",
         f"Machine: {machine}. Command: `{command}`",
         "",
         f"* Training throughput, default config (tiny preset) at 128x128, batch {throughput['batch_size']}: "
-        f"**{throughput['images_per_second']:.0f} images/s** after compile (target >= 100); "
+        f"**{throughput['images_per_second']:.0f} images/s** after compile; "
         f"compile {throughput['compile_seconds']:.1f} s; {throughput['steps']} steps.",
-        f"* COCOeval on final_val ({cocoeval['images']} images, perfect detections): "
-        f"**{cocoeval['seconds']:.2f} s**.",
+    ]
+    if cocoeval:
+        lines.append(f"* COCOeval on final_val ({cocoeval['images']} images, perfect detections): "
+                     f"**{cocoeval['seconds']:.2f} s**.")
+    lines += [
         "",
-        "Default schedule on shapes train, evaluated on final_val (AP in percent):",
+        f"Default schedule ({describe_optimizer(get_detector(detector).default_optimizer)}) on shapes train, "
+        "evaluated on final_val (AP in percent):",
         "",
         "| loss pair | seed | steps | batch | train minutes | images/s | " + " | ".join(COLUMNS) + " |",
         "|---|---|---|---|---|---|" + "---|" * len(COLUMNS),
@@ -108,29 +120,46 @@ def render(command: str, machine: str, throughput: dict, runs: list[dict], cocoe
     return "\n".join(lines)
 
 
-def main() -> None:
-    """Run the benchmark; print the section, and write it into RESULTS.md with --write."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="training steps of the AP runs")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--throughput-steps", type=int, default=60)
-    parser.add_argument("--write", action="store_true", help="replace this benchmark's section of RESULTS.md")
-    args = parser.parse_args()
+def describe_optimizer(optimizer) -> str:
+    """One phrase for an optimizer config, e.g. ``AdamW 5e-3, 200 warmup steps``."""
+    name = {"adamw": "AdamW", "sgd": "SGD"}[optimizer.name]
+    return f"{name} {optimizer.learning_rate:g}, {optimizer.warmup_steps} warmup steps"
+
+
+def benchmark_detector(detector: str, args: argparse.Namespace, work_dir: str, command: str) -> str:
+    """Run ``detector``'s part of the benchmark; return its section."""
     machine = machine_line()
-    command = command_line("benchmarks.detector_training")
-    throughput = measure_throughput(args.batch_size, args.throughput_steps, args.seed)
-    print(f"throughput: {throughput}", flush=True)
-    cocoeval = measure_cocoeval()
-    print(f"cocoeval: {cocoeval}", flush=True)
+    steps = args.steps or get_detector(detector).default_steps
+    throughput = measure_throughput(detector, args.batch_size, args.throughput_steps, args.seeds[0])
+    print(f"{detector} throughput: {throughput}", flush=True)
+    cocoeval = measure_cocoeval() if detector == "fcos" else None
     runs = []
+    for seed in args.seeds:
+        for cls_name, reg_name in LOSS_PAIRS[detector]:
+            out_dir = os.path.join(work_dir, f"{detector}-{cls_name}-{reg_name}-{steps}-seed{seed}")
+            runs.append(train_loss_pair(detector, cls_name, reg_name, steps=steps, batch_size=args.batch_size,
+                                        seed=seed, out_dir=out_dir))
+            print(f"{detector} {runs[-1]['pair']} seed {seed}: {runs[-1]['metrics']}", flush=True)
+    return render(detector, command, machine, throughput, runs, cocoeval)
+
+
+def main(argv: list[str] | None = None) -> list[str]:
+    """Run the benchmark; print each section, write it into RESULTS.md with --write, and return the sections."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--detector", choices=sorted(DETECTORS), help="one detector (default: both)")
+    parser.add_argument("--steps", type=int, help="training steps of the AP runs (default: the detector's schedule)")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    parser.add_argument("--seeds", type=lambda text: [int(s) for s in text.split(",")], default=[0],
+                        help="comma-separated seeds (default 0)")
+    parser.add_argument("--throughput-steps", type=int, default=60)
+    parser.add_argument("--work-dir", help="folder of the run folders (default: a temporary one)")
+    parser.add_argument("--write", action="store_true", help="replace this benchmark's sections of RESULTS.md")
+    args = parser.parse_args(argv)
+    command = command_line("benchmarks.detector_training", argv)
+    detectors = [args.detector] if args.detector else list(SECTIONS)
     with tempfile.TemporaryDirectory() as scratch:
-        for cls_name, reg_name in LOSS_PAIRS:
-            out_dir = os.path.join(scratch, f"{cls_name}-{reg_name}")
-            runs.append(train_loss_pair(cls_name, reg_name, steps=args.steps, batch_size=args.batch_size,
-                                        seed=args.seed, out_dir=out_dir))  # fmt: skip
-            print(f"{runs[-1]['pair']}: {runs[-1]['metrics']}", flush=True)
-    publish(render(command, machine, throughput, runs, cocoeval), args.write)
+        return [publish(benchmark_detector(detector, args, args.work_dir or scratch, command), args.write)
+                for detector in detectors]
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ from pathlib import Path
 
 from autoloss.executors import TaskRunner, dask_executor, local_executor
 from autoloss.proxy import train_and_evaluate
-from detection.experiment import DEFAULT_BATCH_SIZE, DEFAULT_OPTIMIZER, DEFAULT_STEPS
+from detection.detectors import DETECTORS
+from detection.experiment import DEFAULT_BATCH_SIZE
 
 DETECTOR_ORDER = ("fcos", "faster-rcnn")
 # The authors' searched losses of each detector (zoo names): (cls, reg, the pair's name in the paper)
@@ -80,8 +81,9 @@ class Schedule:
     image_size: int
     detector_preset: str
     datasets: dict[str, str]  # label -> dataset spec; "shapes" is the main one, "variant" the second
-    learning_rate: float = DEFAULT_OPTIMIZER.learning_rate
-    optimizer: str = DEFAULT_OPTIMIZER.name
+    # one optimizer for both detectors, as a search's proxy and final trainings use (SearchConfig)
+    learning_rate: float = 2e-3
+    optimizer: str = "adamw"
     caveat: str = ""  # what the preset's numbers can and cannot say, written under its table
 
     def describe(self) -> str:
@@ -112,7 +114,7 @@ PRESETS: dict[str, Schedule] = {
     "small": Schedule({"fcos": 2000, "faster-rcnn": 1000}, 16, 3, 128, "tiny",
                       {"shapes": "shapes", "variant": _shapes(VARIANT_OPTIONS)}),
     # the default schedule of `autoloss train` with ResNet-50 detectors on 512 px images: GPUs
-    "paper": Schedule({"fcos": DEFAULT_STEPS, "faster-rcnn": DEFAULT_STEPS}, DEFAULT_BATCH_SIZE, 3, 512, "resnet50",
+    "paper": Schedule({name: d.default_steps for name, d in DETECTORS.items()}, DEFAULT_BATCH_SIZE, 3, 512, "resnet50",
                       {"shapes": _shapes("image_size=512"), "variant": _shapes(VARIANT_OPTIONS, "image_size=512")}),
 }
 

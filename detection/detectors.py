@@ -25,6 +25,7 @@ from detection.faster_rcnn_loss import as_softmax_loss, faster_rcnn_loss
 from detection.fcos import FCOSConfig
 from detection.fcos_loss import fcos_loss_from_params
 from detection.losses import as_cls_loss, as_reg_loss
+from detection.optim import OptimizerConfig
 
 # Backbone, FPN/head width, head depth and pyramid levels of each FCOS preset; "tiny" is the default.
 FCOS_PRESETS: dict[str, dict[str, Any]] = {
@@ -54,6 +55,10 @@ class Detector:
     as_cls_loss: Callable[[Any], Any]  # a registry name or callable -> what ``loss`` takes
     options: frozenset[str]  # the loss options it accepts besides cls_loss and reg_loss
     default_cls_loss: str
+    # The default schedule (batch 16): steps and optimizer. The steps are about 10 minutes of training
+    # at 128 px on two CPU cores with the tiny preset (benchmarks/RESULTS.md, "Detector training").
+    default_steps: int
+    default_optimizer: OptimizerConfig
     default_reg_loss: str = "giou"
 
     def make_config(self, num_classes: int, image_size, preset: str = "tiny", **overrides):
@@ -91,6 +96,8 @@ DETECTORS: dict[str, Detector] = {
         as_cls_loss=as_cls_loss,
         options=frozenset({"alpha_balance", "reg_weight", "quality_weight"}),
         default_cls_loss="focal",
+        default_steps=6000,
+        default_optimizer=OptimizerConfig(learning_rate=5e-3, warmup_steps=200),
     ),
     "faster-rcnn": Detector(
         name="faster-rcnn",
@@ -106,6 +113,8 @@ DETECTORS: dict[str, Detector] = {
         as_cls_loss=as_softmax_loss,
         options=frozenset({"reg_weight"}),
         default_cls_loss="cross_entropy",
+        default_steps=3000,
+        default_optimizer=OptimizerConfig(learning_rate=2e-3, warmup_steps=200),
     ),
 }
 

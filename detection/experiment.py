@@ -28,12 +28,9 @@ from detection.training import train
 
 EXPERIMENT_FILE = "experiment.json"
 PRESETS = FCOS_PRESETS  # the FCOS presets; every detector has its own (detection.detectors)
-# The default schedule on the built-in shapes dataset (benchmarks/RESULTS.md): 80k images, 10 minutes
-# on two CPU cores at 135 images/s. In short runs 2e-3 did as well as 5e-3 (AdamW); AP still rises with
-# more steps, so a longer run (or a GPU) gives a better detector.
-DEFAULT_STEPS = 5000
+# The default schedule's steps and optimizer are the detector's own (``Detector.default_steps``,
+# ``default_optimizer``). AP still rises with more steps, so a longer run (or a GPU) gives a better detector.
 DEFAULT_BATCH_SIZE = 16
-DEFAULT_OPTIMIZER = OptimizerConfig(learning_rate=2e-3, warmup_steps=200)
 
 
 @dataclasses.dataclass
@@ -76,9 +73,9 @@ def run_experiment(
     reg_loss: str | Callable = "giou",
     alpha_balance: float | None = None,
     loss_descriptions: dict[str, Any] | None = None,
-    steps: int = DEFAULT_STEPS,
+    steps: int | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
-    optimizer: OptimizerConfig = DEFAULT_OPTIMIZER,
+    optimizer: OptimizerConfig | None = None,
     seed: int = 0,
     out_dir: str | os.PathLike,
     train_split: str = "train",
@@ -92,9 +89,12 @@ def run_experiment(
     ``data``/``eval_data`` are dataset specs (:func:`detection.datasets.load_dataset`; the shapes dataset
     is generated into the cache when missing). Losses are names or callables as for
     :func:`detection.training.train`; ``loss_descriptions`` (JSON-ready) are stored with the model.
-    Running again with the same ``out_dir`` and settings resumes from its checkpoint.
+    ``steps`` and ``optimizer`` default to the detector's default schedule. Running again with the same
+    ``out_dir`` and settings resumes from its checkpoint.
     """
     cls_loss = cls_loss or get_detector(detector).default_cls_loss
+    steps = steps or get_detector(detector).default_steps
+    optimizer = optimizer or get_detector(detector).default_optimizer
     train_data = load_dataset(data, split=train_split, image_size=image_size, root=data_root)
     eval_set = load_dataset(eval_data or data, split=eval_split, image_size=image_size, root=data_root)
     check_same_classes(eval_set, list(train_data.class_names))
@@ -112,6 +112,8 @@ def run_experiment(
             "data": data,
             "eval_data": eval_data or data,
             "train_split": train_split,
+            # the spec alone may name other images (a default that changed, files replaced under a path)
+            "train_images": len(train_data),
             "eval_split": eval_split,
             "losses": losses,
             "steps": steps,

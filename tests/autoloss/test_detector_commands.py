@@ -3,6 +3,7 @@
 import contextlib
 import io
 import json
+from pathlib import Path
 
 import pytest
 
@@ -159,3 +160,18 @@ def test_rerunning_a_finished_run_resumes_it_without_new_steps(trained, tiny_spe
     code, again, _ = run_cli("train", "--data", tiny_spec, *TINY, "--out", out_dir, "--json")
     assert code == 0 and json.loads(again)["final_loss"] is None
     assert json.loads(again)["metrics"]["AP"] == json.loads(out)["metrics"]["AP"]
+
+
+def test_a_run_is_not_resumed_on_other_images_under_the_same_spec(tiny_spec, tmp_path):
+    _, annotations, images = tiny_spec.split(":")
+    document = json.loads(Path(annotations).read_text())
+    copy = tmp_path / "train.json"
+    copy.write_text(json.dumps(document))
+    spec = f"coco:{copy}:{images}"
+    assert run_cli("train", "--data", spec, *TINY, "--out", tmp_path / "run")[0] == 0
+    kept = document["images"][:6]
+    document["images"] = kept
+    document["annotations"] = [a for a in document["annotations"] if a["image_id"] in {i["id"] for i in kept}]
+    copy.write_text(json.dumps(document))  # the same spec now names fewer training images
+    code, out, err = run_cli("train", "--data", spec, *TINY, "--out", tmp_path / "run")
+    assert code == 2 and out == "" and "holds a run with different train_images" in err

@@ -2,6 +2,7 @@
 
 import pytest
 
+from detection import experiment
 from detection.detectors import DETECTORS, detector_of, get_detector
 from detection.faster_rcnn_config import FasterRCNNConfig
 from detection.fcos import FCOSConfig
@@ -35,3 +36,25 @@ def test_unknown_names_and_configs_are_reported():
     with pytest.raises(TypeError):
         detector_of(object())
     assert isinstance(FCOSConfig(num_classes=2), FCOSConfig) and FasterRCNNConfig(num_classes=2).num_classes == 2
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_a_run_without_steps_trains_the_detectors_default_schedule(tiny_shapes_paths, tmp_path, monkeypatch):
+    seen = {}
+
+    def record(config, batches, *, steps, optimizer, **options):
+        seen[type(config).__name__] = (steps, optimizer)
+        raise _Stop
+
+    monkeypatch.setattr(experiment, "train", record)
+    annotations, images = tiny_shapes_paths["train"]
+    for name, detector in DETECTORS.items():
+        with pytest.raises(_Stop):
+            experiment.run_experiment(detector=name, data=f"coco:{annotations}:{images}", eval_split="train",
+                                      batch_size=4, out_dir=tmp_path / name, progress=False)
+        assert seen[detector.config_type.__name__] == (detector.default_steps, detector.default_optimizer)
+        assert experiment.read_experiment_metadata(tmp_path / name)["steps"] == detector.default_steps
+    assert DETECTORS["fcos"].default_steps != DETECTORS["faster-rcnn"].default_steps

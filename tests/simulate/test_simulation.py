@@ -40,19 +40,22 @@ def test_a_nan_candidate_is_rejected_with_its_step_and_does_not_poison_its_batch
         assert result.passed and result.loss_curve == alone.loss_curve and result.score == alone.score
 
 
-def test_poor_and_exploding_candidates_are_rejected_with_reasons(tiny_config, simulator):
-    strict = dataclasses.replace(simulator.config, min_relative_ap=10.0)
-    simulator.config, original = strict, simulator.config
+def test_poor_and_exploding_candidates_are_rejected_with_reasons(simulator):
+    (bce,) = simulator.simulate_many([KNOWN_LOSSES["bce"].candidate])
+    baseline, config = simulator.baseline, simulator.config
+    # a baseline that scored above bce: bce falls under min_relative_ap x the baseline's AP
+    simulator.baseline = dataclasses.replace(baseline, score=bce.score + 0.1)
+    simulator.config = dataclasses.replace(config, min_relative_ap=1.0)
     try:
         (poor,) = simulator.simulate_many([KNOWN_LOSSES["bce"].candidate])
     finally:
-        simulator.config = original
+        simulator.baseline, simulator.config = baseline, config
     assert not poor.passed and "below" in poor.reason and "baseline" in poor.reason
-    simulator.config = dataclasses.replace(original, max_loss_ratio=1.0)
+    simulator.config = dataclasses.replace(config, max_loss_ratio=1.0)
     try:
         (rising,) = simulator.simulate_many([Candidate.parse("x*(1 - y)", "sigmoid")])
     finally:
-        simulator.config = original
+        simulator.config = config
     assert not rising.passed and rising.reason.startswith("loss exploded")
 
 
