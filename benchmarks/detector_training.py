@@ -121,7 +121,7 @@ def render(detector: str, command: str, machine: str, throughput: dict, runs: li
 
 
 def describe_optimizer(optimizer) -> str:
-    """One phrase for an optimizer config, e.g. ``AdamW 5e-3, 200 warmup steps``."""
+    """One phrase for an optimizer config, e.g. ``AdamW 0.005, 200 warmup steps``."""
     name = {"adamw": "AdamW", "sgd": "SGD"}[optimizer.name]
     return f"{name} {optimizer.learning_rate:g}, {optimizer.warmup_steps} warmup steps"
 
@@ -143,14 +143,24 @@ def benchmark_detector(detector: str, args: argparse.Namespace, work_dir: str, c
     return render(detector, command, machine, throughput, runs, cocoeval)
 
 
+def seed_list(text: str) -> list[int]:
+    """The seeds of ``--seeds``: comma-separated non-negative integers."""
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        seeds = []
+    if not seeds or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of seeds; write e.g. 0,1")
+    return seeds
+
+
 def main(argv: list[str] | None = None) -> list[str]:
     """Run the benchmark; print each section, write it into RESULTS.md with --write, and return the sections."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--detector", choices=sorted(DETECTORS), help="one detector (default: both)")
     parser.add_argument("--steps", type=int, help="training steps of the AP runs (default: the detector's schedule)")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
-    parser.add_argument("--seeds", type=lambda text: [int(s) for s in text.split(",")], default=[0],
-                        help="comma-separated seeds (default 0)")
+    parser.add_argument("--seeds", type=seed_list, default=[0], help="comma-separated seeds (default 0)")
     parser.add_argument("--throughput-steps", type=int, default=60)
     parser.add_argument("--work-dir", help="folder of the run folders (default: a temporary one)")
     parser.add_argument("--write", action="store_true", help="replace this benchmark's sections of RESULTS.md")

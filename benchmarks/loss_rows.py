@@ -27,6 +27,7 @@ from pathlib import Path
 
 from autoloss.executors import TaskRunner, dask_executor, local_executor
 from autoloss.proxy import train_and_evaluate
+from autoloss.search_config import SearchConfig
 from detection.detectors import DETECTORS
 from detection.experiment import DEFAULT_BATCH_SIZE
 
@@ -81,9 +82,9 @@ class Schedule:
     image_size: int
     detector_preset: str
     datasets: dict[str, str]  # label -> dataset spec; "shapes" is the main one, "variant" the second
-    # one optimizer for both detectors, as a search's proxy and final trainings use (SearchConfig)
-    learning_rate: float = 2e-3
-    optimizer: str = "adamw"
+    # one optimizer for both detectors: the one a search's proxy and final trainings use
+    learning_rate: float = SearchConfig.learning_rate
+    optimizer: str = SearchConfig.optimizer
     caveat: str = ""  # what the preset's numbers can and cannot say, written under its table
 
     def describe(self) -> str:

@@ -92,9 +92,10 @@ def run_experiment(
     ``steps`` and ``optimizer`` default to the detector's default schedule. Running again with the same
     ``out_dir`` and settings resumes from its checkpoint.
     """
-    cls_loss = cls_loss or get_detector(detector).default_cls_loss
-    steps = steps or get_detector(detector).default_steps
-    optimizer = optimizer or get_detector(detector).default_optimizer
+    defaults = get_detector(detector)
+    cls_loss = cls_loss or defaults.default_cls_loss
+    steps = steps or defaults.default_steps
+    optimizer = optimizer or defaults.default_optimizer
     train_data = load_dataset(data, split=train_split, image_size=image_size, root=data_root)
     eval_set = load_dataset(eval_data or data, split=eval_split, image_size=image_size, root=data_root)
     check_same_classes(eval_set, list(train_data.class_names))

@@ -380,14 +380,14 @@ def _split_paths(folder: Path) -> dict[str, tuple[Path, Path]]:
 def ensure_shapes_dataset(
     root: str | os.PathLike | None = None,
     *,
-    seed: int = 0,
-    image_size: int = 128,
+    seed: int = ShapesConfig.seed,
+    image_size: int = ShapesConfig.image_size,
     num_train: int = ShapesConfig.num_train,
-    num_search_val: int = 200,
-    num_final_val: int = 500,
-    num_classes: int = 8,
-    object_size_range: tuple[float, float] = (0.0625, 0.86),
-    max_objects: int = 10,
+    num_search_val: int = ShapesConfig.num_search_val,
+    num_final_val: int = ShapesConfig.num_final_val,
+    num_classes: int = ShapesConfig.num_classes,
+    object_size_range: tuple[float, float] = ShapesConfig.object_size_range,
+    max_objects: int = ShapesConfig.max_objects,
 ) -> dict[str, tuple[Path, Path]]:
     """Generate the shapes dataset once into the cache; return {split: (annotation JSON, image dir)}."""
     config = ShapesConfig(

@@ -1,5 +1,7 @@
 """``python -m benchmarks.detector_training``: each detector's loss pairs at its default schedule, one section each."""
 
+import pytest
+
 from benchmarks import detector_training
 from detection.detectors import DETECTORS
 
@@ -34,3 +36,11 @@ def test_each_detector_trains_its_pairs_at_its_default_schedule(monkeypatch, tmp
     learning_rate = DETECTORS["faster-rcnn"].default_optimizer.learning_rate
     assert f"Default schedule (AdamW {learning_rate:g}, 200 warmup steps)" in faster_rcnn
     assert "**150 images/s**" in fcos and "--seeds 0,1" in fcos
+
+
+def test_bad_seeds_are_refused_with_the_accepted_form(capsys):
+    for text in ("0,a", "", "-1"):
+        with pytest.raises(SystemExit) as refused:
+            detector_training.main(["--seeds", text])
+        assert refused.value.code == 2
+        assert "is not a comma-separated list of seeds; write e.g. 0,1" in capsys.readouterr().err
