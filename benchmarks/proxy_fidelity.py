@@ -181,19 +181,25 @@ class Study:
         return len(subset) >= 5 and same_order({n: short[n] for n in subset}, {n: full[n] for n in subset})
 
     def plan(self) -> list[Training]:
-        """Every training of the study, most informative first (a later entry may depend on earlier results)."""
+        """Every training of the study, most informative first (a later entry may depend on earlier results).
+
+        The search's proxy for everyone; then candidate by candidate, the subset first, its final training
+        at the short schedule and the cheap proxy variants (2x steps, other learning rates, normalized loss),
+        so that wherever the study stops every candidate with a trained AP has every cheap score; then the
+        baseline's other seeds, the subset at the full schedule, the longer proxies, the later warm start,
+        the demo search's own final schedule, and the full schedule for everyone if the short one disagrees.
+        """
         s, names = self.settings, self.names
         order = [self.proxy(n) for n in names]
         subset = self.reference_subset()
         if subset is None:
             return order
-        rest = [n for n in names if n not in subset]
         screen = s.short_steps or s.reference_steps
-        order += [self.final(n, screen) for n in subset]
-        order += [self.proxy(n, 2) for n in names if 2 in s.step_multiples]
-        order += [self.proxy(n, lr_scale=k) for k in s.lr_scales if k != 1 for n in names]
-        order += [self.proxy(n, normalized=True) for n in names]
-        order += [self.final(n, screen) for n in rest]
+        for n in subset + [n for n in names if n not in subset]:
+            order.append(self.final(n, screen))
+            order += [self.proxy(n, 2)] if 2 in s.step_multiples else []
+            order += [self.proxy(n, lr_scale=k) for k in s.lr_scales if k != 1]
+            order.append(self.proxy(n, normalized=True))
         order += [self.final(BASELINE, screen, seed=self.seed + k) for k in range(1, s.baseline_seeds)]
         if s.short_steps:
             order += [self.final(n, s.reference_steps) for n in subset]
@@ -202,7 +208,7 @@ class Study:
             order += [self.proxy(n, warm_start_steps=s.later_warm_start) for n in names]
         order += [self.demo_final(n) for n in subset]
         if s.short_steps and self.short_agrees() is False:
-            order += [self.final(n, s.reference_steps) for n in rest]
+            order += [self.final(n, s.reference_steps) for n in names if n not in subset]
             order += [self.final(BASELINE, s.reference_steps, seed=self.seed + k) for k in range(1, s.baseline_seeds)]
         return list(dict.fromkeys(order))
 

@@ -152,8 +152,9 @@ def test_the_plan_runs_proxies_first_then_the_subset_and_resumes_after_an_interr
     resumed = make_study(tmp_path)
     assert resumed.run(trainer=trainer) is True
     first = trainer.calls[0]
-    assert (first.kind, first.steps, first.candidate) == ("final", 2, "demo-a")  # after the 6 proxies and focal's
+    assert (first.kind, first.steps, first.candidate) == ("proxy", 4, "focal")  # after the 6 proxies and focal's final
     planned = resumed.plan()
+    assert [(t.kind, t.candidate) for t in planned[6:10]] == [("final", "focal")] + [("proxy", "focal")] * 3
     assert [t.kind for t in planned[:6]] == ["proxy"] * 6 and len(trainer.calls) == len(planned) - 7
     assert resumed.reference_subset()[:2] == ["focal", "demo-a"] and len(resumed.reference_subset()) == 5
     assert resumed.short_agrees() is True
