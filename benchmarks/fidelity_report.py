@@ -125,7 +125,16 @@ def _number(value: float, digits: int = 2, sign: bool = True) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:{'+' if sign else ''}.{digits}f}"
 
 
-def render(study, *, machine: str, command: str, session_seconds: float) -> str:
+def verdicts(scores: dict[str, float], trained: dict[str, float]) -> tuple[int, int]:
+    """(agreeing, compared): candidates the score puts on the same side of the baseline as the trained AP does."""
+    names = [n for n in common(scores, trained) if n != BASELINE]
+    if BASELINE not in common(scores, trained):
+        return 0, 0
+    agree = sum((scores[n] > scores[BASELINE]) == (trained[n] > trained[BASELINE]) for n in names)
+    return agree, len(names)
+
+
+def render(study, *, machine: str, command: str, resume: str, session_seconds: float) -> str:
     """The study's RESULTS.md section (what it holds so far, and what is left)."""
     s, config = study.settings, study.config
     records = [r for r in (study.record(t) for t in study.plan()) if r is not None]
@@ -135,10 +144,11 @@ def render(study, *, machine: str, command: str, session_seconds: float) -> str:
     current = next(v for v in rows if v.name == CURRENT)
     focal = baseline_aps(study, steps)
     focal_mean = statistics.mean(focal) if focal else math.nan
+    rendered = f", this section rendered by `{command}`" if command != resume else ""
     lines = [
         SECTION, "",
-        f"Machine: {machine}. Command: `{command}` (under `nice -n 15`; the cores were shared with other jobs, "
-        "so wall times are inflated and CPU seconds are the cost measure). "
+        f"Machine: {machine}. Command: `{resume}`{rendered} (under `nice -n 15`; the cores were shared with other "
+        "jobs, so wall times are inflated and CPU seconds are the cost measure). "
         f"Trainings finished: {len(records)}, {sum(r['cpu_seconds'] for r in records) / 3600:.1f} CPU hours and "
         f"{sum(r['wall_seconds'] for r in records) / 3600:.1f} wall hours in all (this session "
         f"{session_seconds / 3600:.1f} h); MOS of {study.mos_cost['candidates']} candidates "
@@ -158,8 +168,8 @@ def render(study, *, machine: str, command: str, session_seconds: float) -> str:
               "candidates (all such pools).", ""]
     full = study.scores(lambda n: study.final(n, s.reference_steps))
     header = ["score", "CPU min per candidate", f"n, rho, tau vs final {s.reference_steps}", f"n, rho, tau vs {label}",
-              f"tau gain over the search's proxy vs {label}", "gain per extra CPU min", "pick beats focal",
-              "pick's AP (regret)"]
+              f"tau gain over the search's proxy vs {label}", "gain per extra CPU min",
+              f"verdicts vs focal agree with {label}", "pick beats focal", "pick's AP (regret)"]
     body = []
     for variant in rows:
         versus_full, versus_ref = agreement(variant.scores, full), agreement(variant.scores, trained)
@@ -167,17 +177,22 @@ def render(study, *, machine: str, command: str, session_seconds: float) -> str:
         extra = variant.cpu_minutes - current.cpu_minutes
         chosen = picks(variant.scores, trained, focal_mean, s.pool, exclude=(BASELINE,))
         body.append([
-            variant.name, _number(variant.cpu_minutes, 1, sign=False),
+            variant.name, _number(variant.cpu_minutes, 2, sign=False),
             f"{versus_full.n}, {_number(versus_full.spearman)}, {_tau(versus_full)}",
             f"{versus_ref.n}, {_number(versus_ref.spearman)}, {_tau(versus_ref)}",
             "-" if variant is current or math.isnan(gain) else
             f"{gain:+.2f} [{_number(low)}, {_number(high)}] (n {n})",
             "-" if variant is current or math.isnan(gain) or not extra > 0 else _number(gain / extra, 3),
+            "{} of {}".format(*verdicts(variant.scores, trained)),
             "-" if chosen is None else f"{100 * chosen.beats_baseline:.0f}% of {chosen.pools}",
             "-" if chosen is None else f"{percent(chosen.mean_trained)} ({percent(chosen.mean_regret)})",
         ])
     lines += table(header, body, text_columns=(0,))
-    lines += ["", *seed_lines(study, focal), *status_lines(study, command)]
+    mos = agreement(rows[0].scores, current.scores)
+    lines += ["", f"* MOS against the search's proxy: n {mos.n}, rho {_number(mos.spearman)}, tau {_tau(mos)}.",
+              "* Verdicts vs focal: for each other trained candidate, whether the score puts it on the same side of "
+              f"focal as {label} (seed {study.seed}) does.",
+              *seed_lines(study, focal), *status_lines(study, resume)]
     return "\n".join(lines) + "\n"
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -256,8 +257,11 @@ def main(argv: list[str] | None = None) -> str:
     if not args.report_only:
         study.run(args.hours)
     command = command_line("benchmarks.proxy_fidelity", argv)
-    return publish(render(study, machine=machine, command=command, session_seconds=time.perf_counter() - started),
-                   args.write)
+    given = sys.argv[1:] if argv is None else argv
+    resume = command_line("benchmarks.proxy_fidelity", [a for a in given if a not in ("--report-only", "--write")])
+    section = render(study, machine=machine, command=command, resume=resume,
+                     session_seconds=time.perf_counter() - started)
+    return publish(section, args.write)
 
 
 def _positive_hours(text: str) -> float:

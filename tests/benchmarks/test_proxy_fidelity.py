@@ -175,10 +175,11 @@ def test_a_short_schedule_that_ranks_differently_brings_the_full_one_for_everyon
 def test_the_section_reports_every_variant_with_its_cost_and_what_is_left(tmp_path):
     study = make_study(tmp_path)
     study.run(hours=1e-9, trainer=fake_trainer())  # one training, then the time is up
-    partial = render(study, machine="test machine", command="python -m benchmarks.proxy_fidelity", session_seconds=1)
+    partial = render(study, machine="test machine", command="python -m benchmarks.proxy_fidelity --report-only",
+                     resume="python -m benchmarks.proxy_fidelity", session_seconds=1)
     assert "planned trainings are left" in partial and "`python -m benchmarks.proxy_fidelity` continues" in partial
     study.run(trainer=fake_trainer())
-    section = render(study, machine="test machine", command="cmd", session_seconds=3600)
+    section = render(study, machine="test machine", command="cmd", resume="cmd", session_seconds=3600)
     assert section.startswith("## Proxy fidelity") and "The study is complete." in section
     names = [v.name for v in variants(study)]
     assert names[:2] == ["MOS (the search's simulation)", CURRENT]
@@ -189,6 +190,7 @@ def test_the_section_reports_every_variant_with_its_cost_and_what_is_left(tmp_pa
     assert "Focal's seed spread at 4 steps" in section
     current = next(line for line in section.splitlines() if line.startswith(f"| {CURRENT} "))
     assert "| 6, +" in current  # every candidate against the (short) reference
+    assert " of 5 |" in current  # verdicts vs focal of the 5 other candidates
 
 
 def test_bad_command_lines_are_refused(tmp_path, capsys):
