@@ -76,8 +76,8 @@ def safe_log(B, a):
 
 
 def absolute(B, a):
-    """|a|."""
-    return B.abs(a)
+    """|a|, with slope 1 at 0 in every backend (libraries differ there); + 0.0 makes -0.0 into +0.0."""
+    return B.where(a < 0, -a, a + 0.0)
 
 
 def safe_sqrt(B, a):
@@ -184,12 +184,14 @@ def per_sample_output(B, value, shape):
 def box_areas(B, pred, target):
     """(i, u, e): intersection, union and enclosing-box areas of aligned (x1, y1, x2, y2) box pairs.
 
-    These are the reg form's inputs; an inverted box has area 0.
+    These are the reg form's inputs; an inverted box has area 0. Maxima and minima are written
+    with ``where``, so a tie (a perfect prediction) has the same gradient in every backend.
     """
-    inter_wh = relu(B, B.minimum(pred[..., 2:], target[..., 2:]) - B.maximum(pred[..., :2], target[..., :2]))
-    enclose_wh = relu(B, B.maximum(pred[..., 2:], target[..., 2:]) - B.minimum(pred[..., :2], target[..., :2]))
-    pred_wh = relu(B, pred[..., 2:] - pred[..., :2])
-    target_wh = relu(B, target[..., 2:] - target[..., :2])
+    p1, p2, t1, t2 = pred[..., :2], pred[..., 2:], target[..., :2], target[..., 2:]
+    inter_wh = relu(B, B.where(p2 < t2, p2, t2) - B.where(p1 > t1, p1, t1))
+    enclose_wh = relu(B, B.where(p2 > t2, p2, t2) - B.where(p1 < t1, p1, t1))
+    pred_wh = relu(B, p2 - p1)
+    target_wh = relu(B, t2 - t1)
     inter = inter_wh[..., 0] * inter_wh[..., 1]
     union = pred_wh[..., 0] * pred_wh[..., 1] + target_wh[..., 0] * target_wh[..., 1] - inter
     return inter, relu(B, union), enclose_wh[..., 0] * enclose_wh[..., 1]

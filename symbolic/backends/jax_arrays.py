@@ -21,8 +21,6 @@ class JaxArrays:
     erf = staticmethod(jax.scipy.special.erf)
     erfc = staticmethod(jax.scipy.special.erfc)
     copysign = staticmethod(jnp.copysign)
-    maximum = staticmethod(jnp.maximum)
-    minimum = staticmethod(jnp.minimum)
     sigmoid = staticmethod(jax.nn.sigmoid)
     log_sigmoid = staticmethod(jax.nn.log_sigmoid)
 

@@ -20,8 +20,6 @@ class NumpyArrays:
     erf = staticmethod(scipy.special.erf)
     erfc = staticmethod(scipy.special.erfc)
     copysign = staticmethod(np.copysign)  # copysign(magnitude, b): magnitude with the sign bit of b
-    maximum = staticmethod(np.maximum)
-    minimum = staticmethod(np.minimum)
     sigmoid = staticmethod(scipy.special.expit)
     log_sigmoid = staticmethod(scipy.special.log_expit)
 

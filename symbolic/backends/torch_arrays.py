@@ -18,8 +18,6 @@ class TorchArrays:
     cos = staticmethod(torch.cos)
     erf = staticmethod(torch.erf)
     erfc = staticmethod(torch.erfc)
-    maximum = staticmethod(torch.maximum)
-    minimum = staticmethod(torch.minimum)
     sigmoid = staticmethod(torch.sigmoid)
     log_sigmoid = staticmethod(torch.nn.functional.logsigmoid)
 
