@@ -163,7 +163,10 @@ def run_export(args: argparse.Namespace) -> dict:
 
 def torch_installed() -> bool:
     """Whether torch can be imported here (the torch exports are written either way)."""
-    return importlib.util.find_spec("torch") is not None
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def verdict_line(candidate: Candidate) -> str:

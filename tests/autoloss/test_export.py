@@ -5,6 +5,8 @@ import ast
 import importlib.util
 import json
 import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -168,3 +170,58 @@ def test_cli_export_of_a_directory_that_is_no_run_exits_2(capsys, tmp_path, make
 def test_branch_and_rank_need_a_run_directory(capsys):
     code, _, err = run(capsys, "export", "-log(sigmoid(x))", "--form", "sigmoid", "--to", "prefix", "--rank", "2")
     assert code == 2 and "--branch and --rank pick a found loss of a search run directory" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["-dot(y, log(softmax(x)))", "--form", "softmax", "--to", "torchvision"],
+     "a softmax-form loss cannot go into torchvision's FCOS, which classifies with per-class sigmoids (sigmoid form) "
+     "and regresses boxes (reg form); export a sigmoid- or reg-form loss --to torchvision, or this one --to jax, "
+     "torch or mmdet"),
+    (["1 - i/u", "--form", "reg", "--to", "latex", "--trainable-constants"],
+     "--trainable-constants makes the constants a parameter of a jax, torch or mmdet export; a latex export has none"),
+])
+def test_cli_refuses_a_loss_or_setting_the_target_cannot_take(capsys, argv, message):
+    code, out, err = run(capsys, "export", *argv)
+    assert code == 2 and out == "" and message in err and "Traceback" not in err
+
+
+def test_module_exports_are_byte_reproducible_and_say_what_the_loss_is(capsys, tmp_path):
+    formula = KNOWN_LOSSES["focal"].formula
+    texts = []
+    for k in range(2):
+        target = tmp_path / f"focal_{k}.py"
+        code, _, err = run(capsys, "export", formula, "--form", "sigmoid", "--to", "torch", "--trainable-constants",
+                           "-o", str(target))
+        assert code == 0, err
+        texts.append(target.read_bytes())
+    assert texts[0] == texts[1]
+    text = texts[0].decode()
+    candidate = KNOWN_LOSSES["focal"].candidate
+    for line in (f"formula: {candidate.infix()}", f"LaTeX:   {candidate.latex()}", f"prefix:  {candidate.prefix()}",
+                 "sigmoid-form detection loss", "CPV:     passed (monotonicity ", "CONSTANTS = (0.25, 1.0, 0.75)"):
+        assert line in text
+    assert str(tmp_path) not in text and "/" + "work" not in text
+
+
+def test_torch_exports_are_written_without_torch(tmp_path):
+    """With torch not importable, --to torch still writes the module (it needs torch only to run) and says so."""
+    script = (
+        "import importlib.abc, sys\n"
+        "class NoTorch(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('torch', 'torchvision'):\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, NoTorch())\n"
+        "from autoloss.cli import main\n"
+        "code = main(sys.argv[1:])\n"
+        "assert 'torch' not in sys.modules\n"
+        "sys.exit(code)\n")
+    target = tmp_path / "found.py"
+    result = subprocess.run([sys.executable, "-c", script, "export", "1 - i/u + (e - u)/e", "--form", "reg", "--to",
+                             "mmdet", "-o", str(target), "--json"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["note"].startswith("torch is not installed here; the module is written all the same")
+    source = target.read_text()
+    assert "class AutolossRegLoss(torch.nn.Module):" in source and "import torch" in source
+    ast.parse(source)
