@@ -55,8 +55,8 @@ def export_text(candidate: Candidate, to: str, *, header: ExportHeader | None = 
     if to not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {to!r}; choose one of {', '.join(EXPORT_FORMATS)}")
     if trainable_constants and to not in TRAINABLE_FORMATS:
-        raise ExportError(f"--trainable-constants makes the constants a parameter of a jax, torch or mmdet export; "
-                          f"a {to} export has none: leave it out, or export --to torch")
+        raise ExportError(f"--trainable-constants (the constants as a parameter) applies to --to jax, torch and "
+                          f"mmdet, not {to}: leave it out, or export --to torch")
     try:
         if to in ("jax", "torch"):
             return loss_module_source(candidate, to, header=header, trainable_constants=trainable_constants)

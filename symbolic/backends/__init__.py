@@ -14,8 +14,9 @@ from symbolic.backends.numpy_arrays import NumpyArrays
 
 # Every backend defines these, with the same meaning (see numpy_arrays.py for each one's docstring).
 WORDS = (
-    "where", "abs", "sign", "log", "exp", "sqrt", "tanh", "arctan", "sin", "cos", "erf", "erfc", "copysign", "sigmoid", "log_sigmoid", "softplus", "softmax", "log_softmax", "sum_classes", "as_inputs",
-    "broadcast_shapes", "broadcast_to",
+    "where", "abs", "sign", "log", "exp", "sqrt", "tanh", "arctan", "sin", "cos", "erf", "erfc", "copysign",
+    "sigmoid", "log_sigmoid", "softplus", "softmax", "log_softmax", "sum_classes", "as_inputs", "broadcast_shapes",
+    "broadcast_to",
 )
 
 # Backend name -> (module, class): the exporter reads the module's source without importing it.

@@ -178,7 +178,7 @@ def test_branch_and_rank_need_a_run_directory(capsys):
      "and regresses boxes (reg form); export a sigmoid- or reg-form loss --to torchvision, or this one --to jax, "
      "torch or mmdet"),
     (["1 - i/u", "--form", "reg", "--to", "latex", "--trainable-constants"],
-     "--trainable-constants makes the constants a parameter of a jax, torch or mmdet export; a latex export has none"),
+     "--trainable-constants (the constants as a parameter) applies to --to jax, torch and mmdet, not latex"),
 ])
 def test_cli_refuses_a_loss_or_setting_the_target_cannot_take(capsys, argv, message):
     code, out, err = run(capsys, "export", *argv)
