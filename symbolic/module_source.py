@@ -33,7 +33,8 @@ from symbolic.backends import BACKEND_CLASSES
 from symbolic.forms import Form
 from symbolic.lowering import Constant, Input, Program, output_primitive
 
-_GUARDS = ("LOG_FLOOR", "DIV_FLOOR", "SQRT_FLOOR", "EXP_CAP")
+# the guard constants: the module-level numbers of symbolic.primitives (LOG_FLOOR, DIV_FLOOR, ...)
+_GUARDS = tuple(name for name, value in vars(primitives).items() if name.isupper() and isinstance(value, float))
 
 
 @dataclasses.dataclass(frozen=True)
