@@ -43,7 +43,7 @@ def test_fcos_trains_a_step_with_exported_losses_in_place_of_focal_and_giou(tmp_
     found_cls = load_module(torchvision_module_source(cls_candidate), tmp_path, "found_cls")
     found_reg = load_module(torchvision_module_source(reg_candidate), tmp_path, "found_reg")
     torch.manual_seed(0)
-    model = fcos_resnet50_fpn(weights=None, weights_backbone=None, num_classes=4, min_size=128, max_size=128)
+    model = fcos_resnet50_fpn(weights=None, weights_backbone=None, num_classes=4, min_size=64, max_size=64)
     assert found_reg.install(found_cls.install(model)) is model
     captured, installed = {}, model.head.compute_loss
 
@@ -52,9 +52,9 @@ def test_fcos_trains_a_step_with_exported_losses_in_place_of_focal_and_giou(tmp_
         return installed(targets, head_outputs, anchors, matched_idxs)
 
     model.head.compute_loss = spy
-    images = [torch.rand(3, 128, 128) for _ in range(2)]
-    targets = [{"boxes": torch.tensor([[10.0, 20, 60, 90], [70, 10, 120, 50]]), "labels": torch.tensor([1, 3])},
-               {"boxes": torch.tensor([[30.0, 30, 100, 110]]), "labels": torch.tensor([2])}]
+    images = [torch.rand(3, 64, 64) for _ in range(2)]
+    targets = [{"boxes": torch.tensor([[5.0, 10, 30, 45], [35, 5, 60, 25]]), "labels": torch.tensor([1, 3])},
+               {"boxes": torch.tensor([[15.0, 15, 50, 55]]), "labels": torch.tensor([2])}]
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     before = model.head.classification_head.cls_logits.weight.detach().clone()
