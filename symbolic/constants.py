@@ -9,15 +9,17 @@ verdict). Constant refinement and the exports with trainable constants use it.
 Which numbers are constants. They are the numbers the lowered program reads (see
 ``symbolic.lowering``), in the canonical expression:
 
-* per product, the product of its number factors, its coefficient (the 1/4 of y/4, the
-  −2·log 2 of −2·log(2)·x), unless it is 1 or −1: a −1 is the sign of a negation;
+* per product, the product of its number factors over the line (the 3 of 3x/(4u), the
+  −2·log 2 of −2·log(2)·x), unless it is 1 or −1 (a −1 is the sign of a negation), and the
+  product of those under it (the 4 of 3x/(4u)); a product with only numbers under the line has
+  one coefficient (the 1/4 of y/4);
 * per sum, the sum of its number terms (the 1 of 1 − y);
 * any other number standing alone as an operand (the 2 of dot(y, 2)).
 
 Exponents are structure, not constants: the 2 of x², the 1/2 of √x and the −1 of 1/x decide
 which operators run (a multiplication, a square root, a division); a new value would be
-another formula. Constants never sit under a guard (they only meet +, ×, a numerator and dot),
-so lifting them changes nothing in the guarded numerics.
+another formula. A constant is never alone under a guard, so lifting it changes nothing in the
+guarded numerics.
 
 Order: the program's evaluation order, i.e. depth first over the canonical expression's
 arguments, which SymPy keeps in a fixed order; so one candidate always lists its constants the
@@ -80,10 +82,12 @@ class LiftedConstants:
                 raise ValueError(f"constant {k} must be a finite number, got {value}")
             text = repr(value) if digits is None else f"{value:.{digits}g}"
             exact.append(original.exact if float(text) == original.value else sympy.Rational(text))
-        return Candidate(_rebuild(self.candidate.expr, self.program.sites, exact, {}), self.candidate.form)
+        rebuilt = _rebuild(self.candidate.expr, self.program.sites, exact, self.exact, {})
+        return Candidate(rebuilt, self.candidate.form)
 
 
-def _rebuild(node: sympy.Expr, sites, values: Sequence[sympy.Expr], memo: dict) -> sympy.Expr:
+def _rebuild(node: sympy.Expr, sites, values: Sequence[sympy.Expr], originals: Sequence[sympy.Expr],
+             memo: dict) -> sympy.Expr:
     """``node`` with the constants it holds (``sites``, recorded by the lowering) set to ``values``.
 
     A sum or product keeps its other arguments, and its number part becomes the new value;
@@ -94,13 +98,17 @@ def _rebuild(node: sympy.Expr, sites, values: Sequence[sympy.Expr], memo: dict) 
     rebuilt = memo.get(node)
     if rebuilt is not None:
         return rebuilt
-    held = iter(values[k] for k in sites.get(node, ()))
+    held = [values[k] ** exponent for k, exponent in sites.get(node, ())]
     if (node.is_Add or node.is_Mul) and node in sites:
-        rest = [_rebuild(arg, sites, values, memo) for arg in node.args if not arg.is_number]
-        rebuilt = node.func(next(held), *rest)
+        rest = [_rebuild(arg, sites, values, originals, memo) for arg in node.args if not arg.is_number]
+        if node.is_Mul:  # a -1 over the line was a negation, not a constant: keep it
+            numbers = sympy.Mul(*(arg for arg in node.args if arg.is_number))
+            held.append(numbers / sympy.Mul(*(originals[k] ** exponent for k, exponent in sites[node])))
+        rebuilt = node.func(*held, *rest)
     else:
-        rebuilt = node.func(*(next(held) if arg.is_number and node in sites else _rebuild(arg, sites, values, memo)
-                              for arg in node.args))
+        numbers = iter(held)
+        rebuilt = node.func(*(next(numbers) if arg.is_number and node in sites else
+                              _rebuild(arg, sites, values, originals, memo) for arg in node.args))
     memo[node] = rebuilt
     return rebuilt
 

@@ -11,13 +11,16 @@ under ``jax.jit``, shares common subexpressions and never ``exec``s generated co
 
 SymPy's Add, Mul and Pow are written with the table's add, mul, div, sqrt and neg. A product
 is formed once, as one guarded division of the numerator by the denominator (its factors with
-negative exponents); its number factors (the coefficient, e.g. 1/3 or −2·log 2) are one
-constant, multiplied first into the numerator, and a coefficient −1 is a negation. The number
-terms of a sum are one constant too. So constants only ever meet ``+``, ``*``, ``/`` (as a
-numerator) and ``dot``, never a guard, which lets them be lifted into parameters without
-changing the program. ``log(σ(a))`` and ``log(softmax(a))`` use the table's stable forms.
-``sign`` and ``Heaviside`` appear only in derivatives (of ``abs`` and ``relu``) and are
-lowered here for verification.
+negative exponents), as the candidate's light tree writes it (``symbolic.tree``), so the guard
+acts where the light-tree evaluators' guard acts: the numbers over the line (the p of a
+coefficient p/q, log 2, ...) are one constant multiplied first into the numerator, a −1 there
+being a negation; the numbers under it (the q) one constant multiplied first into the
+denominator; a product with only numbers under the line gets one coefficient. The number terms
+of a sum are one constant too. So a constant is never alone under a guard (it meets ``+``,
+``*``, a numerator, a denominator beside an input-dependent factor, or ``dot``), which lets it
+be lifted into a parameter without changing the program. ``log(σ(a))`` and ``log(softmax(a))``
+use the table's stable forms. ``sign`` and ``Heaviside`` appear only in derivatives (of ``abs``
+and ``relu``) and are lowered here for verification.
 """
 
 from __future__ import annotations
@@ -115,9 +118,9 @@ class Program(StraightLineCode):
         self.backend = backend
         self.input_names = input_names
         self.constants: list[Constant] = []  # the lifted constants, in evaluation order
-        # node -> indices of the lifted constants it holds directly: the number part of a sum or
-        # product, or its number arguments (see symbolic.constants)
-        self.sites: dict[sympy.Expr, tuple[int, ...]] = {}
+        # node -> (index, exponent) of the lifted constants it holds directly: the number part of a
+        # sum, of a product's numerator (1) or denominator (-1), or its number arguments (symbolic.constants)
+        self.sites: dict[sympy.Expr, tuple[tuple[int, int], ...]] = {}
         super().__init__(expr)
 
     def __call__(self, inputs: Mapping[str, object]):
@@ -174,28 +177,37 @@ class Program(StraightLineCode):
                                    for arg in expr.args))
 
     def _compile_product(self, expr: sympy.Expr) -> int:
-        numbers, numerator, denominator = [], [], []
+        on_top, below, numerator, denominator = [], [], [], []
         for factor in sympy.Mul.make_args(expr):
-            if factor.is_number:
-                numbers.append(factor)
+            if factor.is_Rational:
+                on_top.append(sympy.Integer(factor.p))
+                below.append(sympy.Integer(factor.q))
                 continue
             base, exponent = factor.as_base_exp() if factor.is_Pow else (factor, sympy.S.One)
-            if exponent.is_Rational and exponent < 0:
+            negative = exponent.is_Rational and exponent < 0
+            if factor.is_number:
+                (below if negative else on_top).append(base**-exponent if negative else factor)
+            elif negative:
                 denominator.append(self._power(base, -exponent))
             else:
                 numerator.append(self._power(base, exponent))
-        coefficient = sympy.Mul(*numbers)
-        if coefficient not in (sympy.S.One, sympy.S.NegativeOne):
-            numerator.insert(0, self._site(expr, self._constant(coefficient)))
+        top, bottom = sympy.Mul(*on_top), sympy.Mul(*below)
+        if not denominator:  # numbers alone below: no guard to keep, so one coefficient
+            top, bottom = top / bottom, sympy.S.One
+        if top not in (sympy.S.One, sympy.S.NegativeOne):
+            numerator.insert(0, self._site(expr, self._constant(top)))
+        if bottom != sympy.S.One:  # a factor of the guarded denominator, as the light tree writes it
+            denominator.insert(0, self._site(expr, self._constant(bottom), below=True))
         product = self._fold(MULTIPLY, numerator) if numerator else None
         if denominator:
             numerator_slot = self._constant(sympy.S.One, lifted=False) if product is None else product
             product = self._apply(DIVIDE, numerator_slot, self._fold(MULTIPLY, denominator))
-        return self._apply(NEGATE, product) if coefficient == sympy.S.NegativeOne else product
+        return self._apply(NEGATE, product) if top == sympy.S.NegativeOne else product
 
-    def _site(self, node: sympy.Expr, slot: int) -> int:
-        """Record that ``node`` owns the lifted constant in ``slot`` (its number terms, factors or arguments)."""
-        self.sites[node] = (*self.sites.get(node, ()), self.instructions[slot][0].index)
+    def _site(self, node: sympy.Expr, slot: int, *, below: bool = False) -> int:
+        """Record that ``node`` holds the lifted constant in ``slot``: a number part of a sum or product (``below``:
+        of a product's denominator), or a number argument."""
+        self.sites[node] = (*self.sites.get(node, ()), (self.instructions[slot][0].index, -1 if below else 1))
         return slot
 
     def _power(self, base: sympy.Expr, exponent: sympy.Expr) -> int:
