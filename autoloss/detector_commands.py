@@ -38,6 +38,9 @@ def run_train(args: argparse.Namespace) -> dict:
                              ("--image-size", args.image_size, 32)):
         if value is not None and value < low:
             raise UsageError(f"{flag} must be at least {low}, got {value}", where=flag)
+    if args.preset not in detector.presets:  # before the data is loaded
+        raise UsageError(f"unknown {args.detector} preset {args.preset!r}", where="--preset",
+                         hint=f"choose one of {', '.join(detector.presets)}")
     out_dir = args.out or f"runs/train-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     check_train_directory(out_dir)
     cls_spec = resolve_cls_loss(args.loss_cls or detector.default_cls_loss, detector.cls_form)
