@@ -12,7 +12,7 @@ monitor. Where the tasks run is its backend:
   proxy in a notebook): it has no way to stop a task, so its time limits are not enforced.
 
 A task whose attempt passed its time limit (``time limit N s exceeded``) or lost its worker process
-(``the worker process died (killed by signal 9 ...)``) is run once more, then recorded as failed with
+(``the worker process died: killed by SIGKILL ...``) is run once more, then recorded as failed with
 that reason; an exception raised by the task itself is recorded at once (it would fail again). The
 search goes on either way. A result is the task's dict plus ``attempts``, or
 ``{"status": "failed", "reason": ..., "attempts": n}``.
