@@ -14,8 +14,14 @@ from autoloss import proxy
 from autoloss.plots_search import plot_funnel, plot_search_progress
 from autoloss.proxy import initial_params, train_and_evaluate
 from autoloss.run_store import PROGRESS, RESULT, RunStore
-from autoloss.search_config import SearchConfig
-from autoloss.search_driver import default_losses, simulation_config, task_spec, warm_start_params
+from autoloss.search_config import SearchConfig, SearchConfigError
+from autoloss.search_driver import (
+    check_workers_data,
+    default_losses,
+    simulation_config,
+    task_spec,
+    warm_start_params,
+)
 from autoloss.search_result import SearchResult
 from detection.detectors import get_detector
 from detection.shapes import ensure_shapes_dataset
@@ -156,3 +162,18 @@ def test_a_warm_proxy_starts_from_the_mos_warm_start_with_the_searched_layer_fre
         np.testing.assert_array_equal(start[head][layers[name]]["kernel"], expected[head][layers[name]]["kernel"])
     np.testing.assert_array_equal(jax.tree.leaves(start["backbone"])[0], jax.tree.leaves(warm["backbone"])[0])
     assert train_and_evaluate(spec)["status"] == "ok"
+
+
+def test_data_a_dask_worker_lacks_is_refused_naming_the_worker_and_the_path():
+    class Cluster:  # the runner of workers without this machine's files
+        shared_filesystem = False
+
+        def on_every_worker(self, fn, *args):
+            return {"tcp://10.0.0.7:4001": fn(*args), "tcp://10.0.0.8:4001": []}
+
+    config = SearchConfig(data="coco:/nowhere/ann.json:/nowhere/images")
+    message = (r"setting 'data': /nowhere/ann.json does not exist \(spec 'coco:/nowhere/ann.json:/nowhere/images'\) "
+               r"on worker tcp://10.0.0.7:4001 \(and 1 more\); put the data at the same path on every worker")
+    with pytest.raises(SearchConfigError, match=message):
+        check_workers_data(config, Cluster())
+    check_workers_data(SearchConfig(), Cluster())  # generated data: made on each worker
