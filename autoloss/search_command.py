@@ -5,7 +5,7 @@ one flag per setting (``--generations 5``, ``--zoo-seeds focal,bce``; see ``auto
 ``--resume RUN_DIR`` continues a run with its stored settings; settings given with it must match
 them, except the execution ones (``--workers``, ``--dask-scheduler``). Progress goes to stderr; the
 report (or with ``--json`` one JSON object) to stdout. Bad settings, run directories and schedulers
-are usage errors: one message on stderr, exit code 2.
+are usage errors (exit code 2, :mod:`autoloss.cli_contract`); Ctrl-C ends with how to resume.
 """
 
 from __future__ import annotations
