@@ -70,6 +70,8 @@ INPUT_CHECKS = frozenset({
     ("autoloss.export", "found_loss"),  # --branch or --rank a run does not have
     ("autoloss.export", "write_atomically"),  # -o FILE cannot be written
     ("autoloss.loss_specs", "_resolve"),  # --loss-cls/--loss-reg names no loss of the form
+    ("autoloss.plots_losses", "_baselines"),  # plot --baseline of another form
+    ("symbolic.zoo", "known_loss"),  # a name the zoo does not have
     ("detection.datasets", "load_dataset"),  # a dataset spec of no known form
     ("detection.shapes_spec", "parse_shapes_options"),  # shapes:KEY=VALUE with an unknown key or bad value
     ("detection.detectors", "get_detector"),  # an unknown detector
