@@ -2,7 +2,8 @@
 evaluate a saved one.
 
 Both print the COCO AP table (or one JSON object with ``--json``); the training progress bar goes to
-stderr. Dataset and loss errors are usage errors (exit 2), see :data:`autoloss.cli.USAGE_ERRORS`.
+stderr. Dataset and loss errors are usage errors (exit 2), see :mod:`autoloss.cli_contract`. ``train``
+writes only into a missing or empty ``--out`` folder, or one of its own runs (which it resumes).
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ from __future__ import annotations
 import argparse
 import datetime
 import math
+from pathlib import Path
 
+from autoloss.cli_contract import UsageError
 from autoloss.loss_specs import resolve_cls_loss, resolve_reg_loss
 from detection.detectors import DETECTORS, get_detector
 from detection.evaluation import format_ap_table
 from detection.experiment import (
     DEFAULT_BATCH_SIZE,
+    EXPERIMENT_FILE,
     evaluate_checkpoint,
     read_experiment_metadata,
     run_directory,
@@ -30,11 +34,17 @@ DATA_HELP = ("dataset: shapes (built-in, generated on first use), shapes:KEY=VAL
 def run_train(args: argparse.Namespace) -> dict:
     """``autoloss train``: train a detector, save it to --out and report its metrics on the eval split."""
     detector = get_detector(args.detector)
-    if (args.steps is not None and args.steps < 1) or args.batch_size < 1 or args.image_size < 32:
-        raise ValueError("--steps and --batch-size must be positive and --image-size at least 32")
+    for flag, value, low in (("--steps", args.steps, 1), ("--batch-size", args.batch_size, 1),
+                             ("--image-size", args.image_size, 32)):
+        if value is not None and value < low:
+            raise UsageError(f"{flag} must be at least {low}, got {value}", where=flag)
+    if args.preset not in detector.presets:  # before the data is loaded
+        raise UsageError(f"unknown {args.detector} preset {args.preset!r}", where="--preset",
+                         hint=f"choose one of {', '.join(detector.presets)}")
+    out_dir = args.out or f"runs/train-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    check_train_directory(out_dir)
     cls_spec = resolve_cls_loss(args.loss_cls or detector.default_cls_loss, detector.cls_form)
     reg_spec = resolve_reg_loss(args.loss_reg)
-    out_dir = args.out or f"runs/train-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     result = run_experiment(
         detector=args.detector,
         data=args.data,
@@ -51,6 +61,18 @@ def run_train(args: argparse.Namespace) -> dict:
         eval_split=args.eval_split,
     )
     return {"command": "train", "detector": args.detector, "data": args.data, **_finite(result.to_dict())}
+
+
+def check_train_directory(out_dir: str) -> None:
+    """UsageError unless ``out_dir`` is missing, an empty folder, or a run of ``autoloss train`` (to resume)."""
+    path = Path(out_dir)
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise UsageError(f"{path} exists and is not a folder", where="--out", hint="choose another --out")
+    if any(path.iterdir()) and not (path / EXPERIMENT_FILE).is_file():
+        raise UsageError(f"{path} is not empty and not a run of autoloss train (no {EXPERIMENT_FILE})",
+                         where="--out", hint="choose a new or empty --out (nothing in it was changed)")
 
 
 def format_train(report: dict) -> str:
@@ -71,7 +93,7 @@ def run_evaluate(args: argparse.Namespace) -> dict:
         metadata = read_experiment_metadata(args.checkpoint)
         metrics = evaluate_checkpoint(args.checkpoint, data=args.data, split=args.split)
     except FileNotFoundError as error:
-        raise ValueError(str(error)) from None
+        raise UsageError(str(error), where="RUN_DIR") from None
     return {
         "command": "evaluate",
         "checkpoint": str(run_directory(args.checkpoint)),

@@ -63,6 +63,21 @@ def funnel(generations: list[dict]) -> dict[str, int]:
                                            "rejected_by_mos", "mos", "proxy", "proxy_failed")}
 
 
+def failed_trainings(state: dict) -> list[dict]:
+    """Every proxy training that failed (closed generations, then the current one), with its reason and attempts."""
+    failed = []
+    for branch, evo in state["branches"].items():
+        by_key = {r["key"]: r for r in evo.get("pool", [])}
+        current = [{**by_key[key], "proxy": result} for key, result in evo.get("proxy", {}).items() if key in by_key]
+        for record in evo["evaluated"] + current:
+            proxy = record.get("proxy") or {}
+            if proxy.get("status") == "failed":
+                failed.append({"branch": branch, "generation": record["generation"], "key": record["key"],
+                               "infix": record["infix"], "reason": proxy.get("reason"),
+                               "attempts": proxy.get("attempts")})
+    return failed
+
+
 def summarize(config: SearchConfig, state: dict) -> dict:
     """The reports of a search state: hall of fame, progress (per generation, funnel) and final evaluation."""
     branches, generations = {}, []
@@ -79,6 +94,7 @@ def summarize(config: SearchConfig, state: dict) -> dict:
         "method": config.method, "detector": config.detector, "branch": config.branch,
         "finished": state["stage"] == "done", "branches": branches, "generations": generations,
         "funnel": funnel(generations), "mos_baseline": state.get("mos_baseline", {}),
+        "failed_trainings": failed_trainings(state),
         "final": final_table(state.get("final", {})), "seconds": state.get("seconds", {}),
     }
 
