@@ -118,10 +118,28 @@ def to_prefix(tree: Tree, form: Form | str) -> str:
     return str(int(tree))
 
 
+_ARITHMETIC = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
+
+
 def tree_to_infix(tree: Tree) -> str:
-    """A light tree as nested calls of the infix names, e.g. ``neg(log(sigmoid(x)))``; for debugging."""
+    """A light tree as text that parses back to the same tree, e.g. ``(w / 2) / (3 - (-x))``.
+
+    Arithmetic is written infix with every operand that is itself arithmetic parenthesized, the
+    other operators as calls of their infix names; for messages and debugging.
+    """
     if isinstance(tree, tuple):
-        return f"{tree[0]}({', '.join(tree_to_infix(child) for child in tree[1:])})"
+        symbol = _ARITHMETIC.get(tree[0])
+        if symbol is None:
+            if tree[0] == "neg":
+                return f"-{_operand(tree[1])}"
+            return f"{tree[0]}({', '.join(tree_to_infix(child) for child in tree[1:])})"
+        return f"{_operand(tree[1])} {symbol} {_operand(tree[2])}"
     if isinstance(tree, Fraction) and tree.denominator != 1:
         return f"{tree.numerator}/{tree.denominator}"
     return str(tree)
+
+
+def _operand(tree: Tree) -> str:
+    text = tree_to_infix(tree)
+    compound = isinstance(tree, tuple) and (tree[0] in _ARITHMETIC or tree[0] == "neg")
+    return f"({text})" if compound or isinstance(tree, Fraction) else text
