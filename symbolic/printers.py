@@ -13,6 +13,7 @@ from fractions import Fraction
 
 import sympy
 from sympy.printing.latex import LatexPrinter
+from sympy.printing.precedence import precedence
 from sympy.printing.str import StrPrinter
 
 from symbolic.forms import Form, get_form
@@ -51,6 +52,22 @@ class InfixPrinter(StrPrinter):
 
     def _print_Exp1(self, expr) -> str:
         return "exp(1)"
+
+    def _print_Mul(self, expr) -> str:
+        coeff, rest = expr.as_coeff_Mul()
+        if coeff.is_Rational and coeff.q != 1 and _lone_sum_divisor(rest):
+            # SymPy would print x/(2*(a + b)), which reads back as x/(2*a + 2*b) (a number times a
+            # lone sum distributes): divide by the number last instead, x/(a + b)/2.
+            sign = "-" if coeff < 0 else ""
+            scaled = self.parenthesize(abs(coeff.p) * rest, precedence(expr), strict=True)
+            return f"{sign}{scaled}/{coeff.q}"
+        return super()._print_Mul(expr)
+
+
+def _lone_sum_divisor(expr: sympy.Expr) -> bool:
+    """True when the only factor of ``expr`` with a negative exponent is 1/(a sum)."""
+    divisors = [f for f in sympy.Mul.make_args(expr) if f.is_Pow and f.exp.is_Rational and f.exp < 0]
+    return len(divisors) == 1 and divisors[0].exp == -1 and divisors[0].base.is_Add
 
 
 class TableLatexPrinter(LatexPrinter):

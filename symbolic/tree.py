@@ -210,15 +210,33 @@ def _mul_tree(expr: sympy.Mul, form: Form) -> Tree:
     coeff, factors = expr.as_coeff_mul()
     if coeff < 0:
         return ("neg", sympy_to_tree(-expr, form))
-    numerator = [] if coeff.p == 1 else [_integer(coeff.p)]
-    denominator = [] if coeff.q == 1 else [_integer(coeff.q)]
+    p, q = _integer(coeff.p), _integer(coeff.q)
+    numerator, denominator = [], []
     for factor in factors:
         if factor.is_Pow and factor.exp.is_Rational and factor.exp < 0:
-            denominator.append(sympy_to_tree(factor.base ** -factor.exp, form))
+            denominator.append(factor.base ** -factor.exp)
         else:
-            numerator.append(sympy_to_tree(factor, form))
-    num = _fold("mul", numerator) if numerator else 1
-    return ("div", num, _fold("mul", denominator)) if denominator else num
+            numerator.append(factor)
+    num = [sympy_to_tree(f, form) for f in numerator]
+    den = [sympy_to_tree(f, form) for f in denominator]
+    if _distributes(q, denominator) or (_distributes(p, numerator) and sum(not f.is_number for f in factors) < 2):
+        # SymPy distributes a number over a lone sum, 2·(3 − x) → 6 − 2x, so writing p·(sum)... or
+        # q·(sum)... would read back as another expression (only a product of two or more
+        # non-constant factors gets its number back, see canonical._extract_sum_content):
+        # divide by q last and let p scale the whole product instead.
+        tree = _fold("mul", num) if num else 1
+        if den:
+            tree = ("div", tree, _fold("mul", den))
+        if q != 1:
+            tree = ("div", tree, q)
+        return ("mul", p, tree) if p != 1 else tree
+    tree = _fold("mul", [p, *num] if p != 1 else num) if num or p != 1 else 1
+    return ("div", tree, _fold("mul", [q, *den] if q != 1 else den)) if den or q != 1 else tree
+
+
+def _distributes(number: int, factors: list[sympy.Expr]) -> bool:
+    """True when folding ``number`` into ``factors`` starts with number × sum, which SymPy expands."""
+    return number != 1 and bool(factors) and factors[0].is_Add
 
 
 def _pow_tree(expr: sympy.Pow, form: Form) -> Tree:

@@ -340,9 +340,10 @@ _TOWERS = st.recursive(
 @settings(max_examples=250, deadline=None, derandomize=True)
 @given(_TOWERS, st.sampled_from(["x*abs({})", "x*relu({})", "x + {}", "sigmoid(x)*cos({})", "{}"]))
 def test_towers_of_functions_build_bounded_or_are_refused(tower, wrapper):
-    """Only a candidate, ParseError or InvalidCandidate comes out."""
+    """Only a candidate (whose printed text parses back), ParseError or InvalidCandidate comes out."""
     try:
         candidate = Candidate.parse(wrapper.format(tower), SIGMOID_FORM)
     except (ParseError, InvalidCandidate):
         return
-    candidate.infix()
+    for text in (candidate.infix(), candidate.prefix()):
+        assert Candidate.parse(text, SIGMOID_FORM).key == candidate.key, text
