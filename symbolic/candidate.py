@@ -205,4 +205,7 @@ def _check_expression(expr: sympy.Expr, form: Form) -> Tree:
     problem = tree_limit_problem(tree, MAX_NESTING)  # its prefix text must parse back
     if problem is not None:
         raise InvalidCandidate(f"written with the primitives, {problem}")
+    problem = constant_problem(tree)  # SymPy's rewriting may move a sign under a root: refused in the text too
+    if problem is not None:
+        raise InvalidCandidate(f"rewritten in canonical form, {problem}")
     return tree

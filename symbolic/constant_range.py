@@ -11,10 +11,12 @@ of a negative number as nan), and the tree is refused when one is not finite. Wi
 range mpmath needs at most ~1,100 bits to decide a sign, which takes microseconds.
 
 The rule is float64's: a constant subexpression is valid when its float64 evaluation from its
-leaves is finite. It is slightly stricter than exact arithmetic where float64 rounds: an
-intermediate value that overflows or underflows refuses the tree even where SymPy would have
-simplified it away (``log(exp(1000))``). No loss needs such a constant, and none could be
-lowered to float32 faithfully.
+leaves is finite, and sin and cos get arguments within ±2^53 (beyond, float64 cannot resolve
+their period, so their float64 value says nothing about the exact one). It is slightly stricter
+than exact arithmetic where float64 rounds: an intermediate value that overflows or underflows
+refuses the tree even where SymPy would have simplified it away (``log(exp(1000))``). No loss
+needs such a constant, and none could be lowered to float32 faithfully. A candidate's canonical
+form is checked by the same rule (``Candidate``), so whatever it prints parses back.
 
 Exact constants must also be writable: the numerator and denominator of every rational,
 as a literal in the text and in the canonical form, have at most ``MAX_DIGITS`` digits (enough
@@ -32,7 +34,9 @@ import numpy as np
 from symbolic.operators import NUMPY, OPERATORS
 
 MAX_DIGITS = 310  # float64's largest finite magnitude, 1.8e308, has 309 digits
+MAX_PERIODIC_ARGUMENT = 2.0**53  # beyond it float64 numbers are 2 or more apart: sin and cos are noise
 _LIMIT = 10**MAX_DIGITS
+_PERIODIC = frozenset({"sin", "cos"})
 
 # The four guarded primitives as IEEE arithmetic; the others' numerics need no guard.
 _IEEE = {"exp": np.exp, "log": np.log, "sqrt": np.sqrt, "div": np.divide}
@@ -75,6 +79,10 @@ def _value(tree, memo: dict, problem: list[str]) -> float | None:
         if problem or None in values or tree[0] in _CLASS_AXIS:
             return None
         name, inner = tree[0], tree[1]
+        if name in _PERIODIC and abs(values[0]) > MAX_PERIODIC_ARGUMENT:
+            problem.append(f"the constant {_short(tree)} has no float64 value: sin and cos need arguments "
+                           f"within ±2**53 ≈ ±9.0e15, where float64 still resolves their period")
+            return None
         if name == "log" and type(inner) is tuple and inner[0] in _STABLE_LOG:  # as the lowering computes it
             result = float(_STABLE_LOG[inner[0]](NUMPY, *(_value(child, memo, problem) for child in inner[1:])))
         elif name in _IEEE:
@@ -99,10 +107,14 @@ def _value(tree, memo: dict, problem: list[str]) -> float | None:
         return None
 
 
-def _out_of_range(tree, value: float) -> str:
+def _short(tree) -> str:
     from symbolic.printers import tree_to_infix  # printers → tree → this module
 
     text = tree_to_infix(tree)
-    text = text if len(text) <= 80 else text[:77] + "..."
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _out_of_range(tree, value: float) -> str:
+    text = _short(tree)
     what = "is not a real number (nan in float64)" if np.isnan(value) else f"is {value} in float64"
     return f"the constant {text} {what}; every constant subexpression must be a finite real float64 number"

@@ -14,7 +14,7 @@ def _problem(text: str, form: str = "sigmoid") -> str | None:
 
 @pytest.mark.parametrize("text", [
     "x*exp(2) + sigmoid(3)/softplus(1)",
-    "x*cos(exp(700))",  # 1e304: large, still float64
+    "x*exp(700) + cos(exp(36))",  # 1e304: large, still float64; 4e15: sin and cos still resolve it
     "x/1e100 + 1e-300*x",
     "x*log(sigmoid(-exp(exp(3))))",  # log σ is evaluated stably, as the lowering does
     "x*exp(-exp(exp(3)))",  # underflows to 0, which is finite
@@ -33,10 +33,12 @@ def test_constants_within_float64_pass(text):
     ("x*log(1 - sigmoid(exp(exp(3))))", "log(1 - sigmoid(exp(exp(3))))", "-inf"),
     ("x + 1/(1 - 1)", "1 / (1 - 1)", "inf"),
     ("x + log(cos(3))", "log(cos(3))", "not a real number"),
+    ("x*cos(exp(37))", "cos(exp(37))", "within ±2**53"),  # float64's cos of 1.2e16 is noise
+    ("x*sqrt(sin(1e100))", "sin(1000", "within ±2**53"),
 ])
 def test_the_innermost_constant_out_of_range_is_named(text, named, value):
     problem = _problem(text)
-    assert f"the constant {named} " in problem and value in problem and "finite real float64" in problem
+    assert f"the constant {named}" in problem and value in problem
 
 
 def test_exact_constants_have_at_most_max_digits():
