@@ -3,8 +3,9 @@
 Every input goes where a user's formula goes, ``Candidate.parse`` (the parser, then the bounded
 construction). The allowed outcomes are a clean rejection (``ParseError`` or
 ``InvalidCandidate``) or an accepted candidate, whose infix and prefix text must parse back to the
-same key. What must never happen: any other exception, a printed formula that does not parse
-back, or one input taking more than 1 s of CPU time. Kinds of input:
+same key (its LaTeX is printed too). What must never happen: any other exception, a printed
+formula that does not parse back, or one input taking more than 1 s of CPU time for all of it,
+printing and parsing back included. Kinds of input:
 
 * random text: printable ASCII, any Unicode code point, control characters;
 * token soup: the grammar's tokens, the operators' names, misspellings, in random order;
@@ -278,7 +279,7 @@ def _reason_group(reason: str) -> str:
 
 
 def judge(text: str, form: str) -> tuple[str, float, float, str | None]:
-    """(outcome, CPU seconds, wall seconds, detail) of ``Candidate.parse(text, form)`` and its round trip."""
+    """(outcome, CPU seconds, wall seconds, detail) of ``Candidate.parse(text, form)``, its printing and round trip."""
     cpu, wall = time.thread_time(), time.perf_counter()
     try:
         candidate = Candidate.parse(text, form)
@@ -290,7 +291,6 @@ def judge(text: str, form: str) -> tuple[str, float, float, str | None]:
         outcome, detail, candidate = "other exception", f"{type(error).__name__}: {error}", None
     else:
         outcome, detail = "accepted", None
-    cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
     if candidate is not None:
         try:
             for printed in (candidate.infix(), candidate.prefix()):
@@ -299,7 +299,7 @@ def judge(text: str, form: str) -> tuple[str, float, float, str | None]:
             candidate.latex()
         except Exception as error:  # noqa: BLE001
             outcome, detail = "other exception", f"printing: {type(error).__name__}: {error}"
-    return outcome, cpu, wall, detail
+    return outcome, time.thread_time() - cpu, time.perf_counter() - wall, detail
 
 
 def run(count: int, seed: int, progress: bool = True) -> dict:
@@ -356,7 +356,8 @@ def render(result: dict, count: int, seed: int, command: str, minutes: float) ->
         f"* InvalidCandidate by reason: {reasons or 'none'}. A time-budget refusal is SymPy work stopped after "
         "`symbolic.candidate.CONSTRUCTION_SECONDS` of CPU time; a SymPy failure is an exception SymPy or mpmath "
         "raised, turned into InvalidCandidate by the construction's guard.",
-        f"* {count:,} inputs of seed {seed}; CPU time is the judging thread's own (`time.thread_time`), wall time "
+        f"* {count:,} inputs of seed {seed}; the time of an input covers parsing, construction, printing (infix, "
+        "prefix, LaTeX) and parsing both back. CPU time is the judging thread's own (`time.thread_time`); wall time "
         "includes waiting for the cores other processes share.",
     ]
     if result["failures"]:

@@ -13,7 +13,7 @@ from fractions import Fraction
 
 import sympy
 from sympy.printing.latex import LatexPrinter
-from sympy.printing.precedence import precedence
+from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.str import StrPrinter
 
 from symbolic.forms import Form, get_form
@@ -72,6 +72,24 @@ def _lone_sum_divisor(expr: sympy.Expr) -> bool:
 
 class TableLatexPrinter(LatexPrinter):
     """LaTeX with each table operator's own template (σ, softmax, the scaled S-curves, ...)."""
+
+    def _print_Mul(self, expr) -> str:
+        # SymPy's product printing splits off a denominator with fraction(exact=True), which asks
+        # is_constant() of every negative exponent that is not a number, and is_constant() runs an
+        # unbounded simplify (minutes on e^(-2/softplus(...)) nested 20 deep). Such a factor, e^u
+        # with u not a number, is kept out of that split and printed as e^{u} in the numerator.
+        factors = sympy.Mul.make_args(expr)
+        exps = [f for f in factors if isinstance(f, sympy.exp) and not f.exp.is_number]
+        if not exps:
+            return super()._print_Mul(expr)
+        others = [f for f in factors if f not in exps]
+        sign = ""
+        if others and others[0].is_Number and others[0] < 0:  # a product's number comes first
+            sign, others[0] = "- ", -others[0]
+        rest = sympy.Mul(*(f for f in others if f != 1), evaluate=False)  # evaluated, 2*(a + b) would distribute
+        numerator, denominator = sympy.fraction(rest, exact=True)  # no such factor left: no simplify
+        top = " ".join(self.parenthesize(f, PRECEDENCE["Mul"], strict=True) for f in (numerator, *exps) if f != 1)
+        return sign + (top if denominator == 1 else rf"\frac{{{top}}}{{{self._print(denominator)}}}")
 
 
 def _printed_args(printer, expr) -> list[str]:

@@ -273,10 +273,10 @@ def test_too_many_nodes_is_a_parse_error():
 
 def test_parsing_is_fast():
     texts = [A_CLS, B_CLS, "-(x + 1)*log(sigmoid(x))/2 + w*softplus(-x)**(3/2)"] * 300
-    start = time.perf_counter()
+    start = time.thread_time()  # CPU time: wall time on shared cores measures the other processes
     for text in texts:
         parse_tree(text, "softmax" if text == A_CLS else "sigmoid")
-    assert len(texts) / (time.perf_counter() - start) > 1000  # formulas per second
+    assert len(texts) / (time.thread_time() - start) > 1000  # formulas per CPU second (about 8,000 measured)
 
 
 @pytest.mark.parametrize(

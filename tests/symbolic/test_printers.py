@@ -18,6 +18,7 @@ from symbolic.functions import ScaledErf, Sigmoid
 from symbolic.operators import OPERATORS, SIGMOID_FORM, SOFTMAX_FORM
 from symbolic.parser import parse_tree
 from symbolic.printers import to_infix, to_latex, to_prefix, tree_to_infix
+from symbolic.time_budget import time_budget
 from symbolic.tree import UnsupportedExpression
 from symbolic.variation import crossover, mutate, random_tree
 from symbolic.vector_ops import Dot
@@ -159,3 +160,23 @@ def test_latex_of_the_published_losses():
         assert name in b_cls
     assert to_latex(Sigmoid(x) ** 2) == r"\left(\sigma\left(x\right)\right)^{2}"
     assert to_latex(ScaledErf(x)) == r"\operatorname{erf}_s\left(x\right)"
+
+
+# SymPy's LaTeX product asks is_constant() of e^u for u negative, which runs an unbounded simplify.
+DEEP_EXP = ("abs(i / exp(2 * relu(1 / softplus(2 - relu(i / tanh(1 * sigmoid(1 / softplus(2 - cos(i - exp(3 + abs(1 "
+            "- cos(i + abs(3 + sqrt(i + tanh(3 / softplus(3 + abs(i / exp(3 / i))))))))))))))))))")
+
+
+def test_latex_of_a_product_with_e_to_a_negative_formula_runs_no_simplify():
+    candidate = Candidate.parse(DEEP_EXP, "reg")
+    with time_budget(10):  # it ran for minutes: SymPy simplified e^(-2/softplus(...)) to split a fraction
+        latex = candidate.latex()
+    assert latex.startswith(r"i e^{- \frac{2}{\operatorname{softplus}\left(- \frac{i}{\tanh")
+
+
+@pytest.mark.parametrize("expr", [
+    x * sympy.exp(-x), -3 * x * sympy.exp(-x) / (1 + y), (x + 1) * sympy.exp(-x) / 2, -sympy.exp(-x),
+    sympy.exp(-x) / (x + 1) / sympy.sqrt(y), x * sympy.exp(x) * sympy.exp(-y**2), x * sympy.exp(-2),
+])
+def test_products_with_e_to_a_formula_print_as_sympy_prints_them(expr):
+    assert to_latex(expr) == sympy.latex(expr)
