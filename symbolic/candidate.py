@@ -28,7 +28,9 @@ from symbolic.constant_range import constant_problem
 from symbolic.forms import Form, get_form
 from symbolic.time_budget import BudgetExceeded, time_budget
 from symbolic.tree import (
+    MAX_DEPTH,
     MAX_NESTING,
+    MAX_NODES,
     Tree,
     UnsupportedExpression,
     sympy_to_tree,
@@ -208,4 +210,20 @@ def _check_expression(expr: sympy.Expr, form: Form) -> Tree:
     problem = constant_problem(tree)  # SymPy's rewriting may move a sign under a root: refused in the text too
     if problem is not None:
         raise InvalidCandidate(f"rewritten in canonical form, {problem}")
+    if tree_depth(tree) > MAX_DEPTH // 2 or tree_size(tree) > MAX_NODES // 4:  # only such trees come near a limit
+        _check_printed(expr, tree, form)
     return tree
+
+
+def _check_printed(expr: sympy.Expr, tree: Tree, form: Form) -> None:
+    """Refuse a canonical form whose printed text the parser would refuse (printing can nest a level deeper)."""
+    from symbolic.parser import ParseError, parse_tree
+    from symbolic.printers import to_infix, to_prefix
+
+    for text in (to_infix(expr), to_prefix(tree, form)):
+        try:
+            problem = tree_limit_problem(parse_tree(text, form))
+        except ParseError as error:
+            problem = error.message
+        if problem is not None:
+            raise InvalidCandidate(f"printed in canonical form, {problem}")

@@ -139,3 +139,24 @@ def test_trees_beyond_the_limits_are_refused_without_recursion():
         Candidate.from_tree(wide, "sigmoid")
     with pytest.raises(InvalidCandidate, match="digits"):
         Candidate.from_tree(("mul", "x", 10**5000), "sigmoid")
+
+
+# Found by the parser fuzz: 50 deep as written, accepted, and printed one level deeper than the parser takes.
+PRINTED_TOO_DEEP = [
+    (
+     "softplus(2 / sqrt(3 - sqrt(i / softplus(1 - log(2 * abs(2 + sigmoid(3 * sigmoid(3 / abs(i / abs(3 - "
+     "log(2 / exp(2 + tanh(i - cos(3 / abs(1 - cos(3 / cos(i - cos(i / tanh(i - relu(2 * tanh(2 + exp(2 - "
+     "cos(1 / cos(3 * exp(i * i)))))))))))))))))))))))))"
+    ),
+    (
+     "abs(2 + sigmoid(1 + relu(1 - abs(2 + sigmoid(i / sigmoid(1 + softplus(i / relu(2 * abs(i + cos(1 / s"
+     "qrt(i * softplus(1 / sqrt(3 - softplus(i * sqrt(3 + exp(i - tanh(3 * sqrt(3 - sqrt(3 / sqrt(i * exp("
+     "i * cos(i - sigmoid(2 + relu(1 + log(1 - i)))))))))))))))))))))))))"
+    ),
+]
+
+
+@pytest.mark.parametrize("text", PRINTED_TOO_DEEP)
+def test_a_canonical_form_whose_printed_text_nests_too_deep_is_refused(text):
+    with pytest.raises(InvalidCandidate, match="printed in canonical form, the formula nests deeper than 50 levels"):
+        Candidate.parse(text, "reg")
