@@ -4,7 +4,7 @@
 it runs in a worker process of any ``concurrent.futures`` executor, local or Dask. A task spec::
 
     {"detector": "fcos", "detector_preset": "tiny", "data": "shapes", "data_root": None,
-     "eval_data": None, "eval_split": "search_val", "image_size": 128,
+     "eval_data": None, "eval_split": "search_val", "image_size": 128, "image_max_size": None, "data_workers": 0,
      "steps": 150, "batch_size": 16, "optimizer": "adamw", "learning_rate": 0.002, "seed": 0,
      "cls": {"name": "focal"} or {"prefix": "Neg(Log(Sig(X)))", "form": "sigmoid"},
      "reg": {"name": "giou"} or {"prefix": "...", "form": "reg"},
@@ -19,8 +19,10 @@ the candidate trains that branch on top of features that already detect, rather 
 the first steps from scratch. The final evaluation always trains from scratch.
 
 Searched classification losses of the sigmoid form are trained with the authors' alpha balancing
-(``autoloss.loss_specs``). Without ``out_dir`` (the proxy task) the model lives in memory and the
-datasets are loaded once per worker process; with ``out_dir`` (the final evaluation)
+(``autoloss.loss_specs``). Without ``out_dir`` (the proxy task) the model lives in memory; the datasets'
+indexes (annotations, not pixels) are loaded once per worker process, training images stream
+(``detection.pipeline``) and a small evaluation split is decoded once and kept; with ``out_dir`` (the final
+evaluation)
 ``detection.experiment.run_experiment`` saves a model that ``autoloss evaluate`` can read and that
 a restarted task resumes. The result is a plain dict: ``{"status": "ok", "metrics": {...},
 "seconds": ..., ...}`` or ``{"status": "failed", "reason": ...}`` when training diverged, the time
@@ -41,12 +43,12 @@ import time
 import jax
 
 from autoloss.loss_specs import LossSpec, loss_spec_of, resolve_cls_loss, resolve_reg_loss
-from detection.batching import iterate_batches
-from detection.datasets import load_dataset
 from detection.detectors import get_detector
-from detection.experiment import check_same_classes, make_config, run_experiment
+from detection.experiment import load_data_pair, make_config, run_experiment
+from detection.geometry import Geometry
 from detection.inference import evaluate_model
 from detection.optim import OptimizerConfig
+from detection.pipeline import training_stream
 from detection.training import TrainingDiverged, train
 from simulate.heads import with_fresh_output_layer
 from simulate.simulation import SimulationConfig, warm_start_of
@@ -80,8 +82,14 @@ def loss_spec(entry: dict, role: str, detector: str) -> LossSpec:
 
 
 @functools.lru_cache(maxsize=4)
-def _dataset(spec: str, split: str, image_size: int, root: str | None):
-    return load_dataset(spec, split=split, image_size=image_size, root=root)
+def _data_pair(data: str, eval_data: str | None, eval_split: str, root: str | None):
+    """The (train, eval) indexes of a task, loaded once per worker process (annotations only)."""
+    return load_data_pair(data, eval_data, "train", eval_split, root=root, progress=False)[:2]
+
+
+def geometry(spec: dict) -> Geometry:
+    """The image geometry of a task spec (shorter side, longer side at most)."""
+    return Geometry(short_side=spec["image_size"], max_size=spec.get("image_max_size"))
 
 
 def train_and_evaluate(spec: dict) -> dict:
@@ -115,15 +123,16 @@ def _since(started: float) -> float:
 
 
 def _proxy_run(spec: dict, cls_spec: LossSpec, reg_spec: LossSpec, callback) -> dict:
-    size = spec["image_size"]
-    train_data = _dataset(spec["data"], "train", size, spec.get("data_root"))
-    eval_data = _dataset(spec.get("eval_data") or spec["data"], spec["eval_split"], size, spec.get("data_root"))
-    check_same_classes(eval_data, list(train_data.class_names))
-    config = make_config(train_data.num_classes, size, spec["detector_preset"], spec["detector"])
+    train_data, eval_data = _data_pair(spec["data"], spec.get("eval_data"), spec["eval_split"], spec.get("data_root"))
+    shape, workers = geometry(spec), spec.get("data_workers", 0)
+    config = make_config(train_data.num_classes, shape.canvases[0], spec["detector_preset"], spec["detector"])
     started = time.perf_counter()
+    # Closed at the end; a training that raises (diverged, timed out) leaves its stream to garbage collection.
+    batches = training_stream(train_data, shape, batch_size=spec["batch_size"], seed=spec["seed"],
+                              steps=spec["steps"], workers=workers)
     trained = train(
         config,
-        iterate_batches(train_data, spec["batch_size"], seed=spec["seed"], steps=spec["steps"]),
+        batches,
         steps=spec["steps"],
         params=initial_params(spec, config),
         cls_loss=cls_spec.fn,
@@ -134,8 +143,9 @@ def _proxy_run(spec: dict, cls_spec: LossSpec, reg_spec: LossSpec, callback) -> 
         callback=callback,
         progress=False,
     )
+    batches.close()
     train_seconds = time.perf_counter() - started
-    metrics = evaluate_model(trained.params, config, eval_data)
+    metrics = evaluate_model(trained.params, config, eval_data, workers=workers)
     return {"metrics": metrics, "final_loss": trained.history[-1]["loss"] if trained.history else None,
             "train_seconds": round(train_seconds, 3), "compile_seconds": round(trained.compile_seconds, 3),
             "images_per_second": round(trained.images_per_second, 1)}
@@ -164,6 +174,8 @@ def _final_run(spec: dict, cls_spec: LossSpec, reg_spec: LossSpec) -> dict:
         data=spec["data"],
         eval_data=spec.get("eval_data"),
         image_size=spec["image_size"],
+        max_size=spec.get("image_max_size"),
+        workers=spec.get("data_workers", 0),
         preset=spec["detector_preset"],
         cls_loss=cls_spec.fn,
         reg_loss=reg_spec.fn,

@@ -107,7 +107,7 @@ def test_a_formula_starting_with_minus_is_a_value_in_both_spellings():
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["train", "--data", "imagenet"], "unknown dataset spec 'imagenet'; accepted forms"),
+        (["train", "--data", "imagenet"], "unknown dataset kind 'imagenet'; accepted forms"),
         (["train", "--data", "coco:/nowhere/ann.json:/nowhere"], "/nowhere/ann.json"),
         (["train", "--data", "voc:/nowhere/VOC2007"], "/nowhere/VOC2007"),
         (["train", "--detector", "yolo"], "unknown detector 'yolo'; choose one of fcos, faster-rcnn"),
@@ -134,7 +134,7 @@ def test_evaluate_rejects_data_with_other_classes(trained, tmp_path):
                                   num_classes=6)  # fmt: skip
     annotations, images = paths["final_val"]
     code, _, err = run_cli("evaluate", out_dir, "--data", f"coco:{annotations}:{images}")
-    assert code == 2 and "differ from the model's" in err
+    assert code == 2 and "has the classes ['circle'" in err and "but the model was trained on ['circle'" in err
 
 
 def test_divergence_stops_with_a_clear_message(monkeypatch):
