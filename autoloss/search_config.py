@@ -135,6 +135,9 @@ class SearchConfig:
                                     f"(M = {self.population}): the proxy takes the K best of M")
         for name in ("data", "search_val_data", "final_val_data"):
             check_dataset_spec(name, getattr(self, name))
+        if self.image_max_size and self.image_max_size < self.image_size:
+            raise SearchConfigError(f"setting 'image_max_size' ({self.image_max_size}) cannot be below 'image_size' "
+                                    f"({self.image_size}), the shorter side; 0 makes it equal")
 
     @property
     def branches(self) -> tuple[str, ...]:

@@ -106,6 +106,7 @@ def run_experiment(
     steps = steps or defaults.default_steps
     optimizer = optimizer or defaults.default_optimizer
     geometry = Geometry(short_side=image_size, max_size=max_size, train_short_sides=train_short_sides)
+    make_config(1, geometry.canvases[0], preset, detector, **(config_overrides or {}))  # bad settings fail before data
     train_data, eval_set, eval_split = load_data_pair(data, eval_data, train_split, eval_split, root=data_root,
                                                       progress=progress)
     config = make_config(train_data.num_classes, geometry.canvases[0], preset, detector, **(config_overrides or {}))
