@@ -192,4 +192,5 @@ def _final_run(spec: dict, cls_spec: LossSpec, reg_spec: LossSpec) -> dict:
     )
     return {"metrics": result.metrics, "final_loss": result.final_loss,
             "train_seconds": round(result.train_seconds, 3), "compile_seconds": round(result.compile_seconds, 3),
-            "images_per_second": round(result.images_per_second, 1), "out_dir": result.out_dir}
+            "images_per_second": round(result.images_per_second, 1), "out_dir": result.out_dir,
+            "datasets": result.datasets}

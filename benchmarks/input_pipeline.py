@@ -88,12 +88,15 @@ def write_coco_set(folder: Path, count: int) -> tuple[Path, Path]:
         return annotation_path, image_dir
     image_dir.mkdir(parents=True, exist_ok=True)
     images, annotations = [], []
-    with multiprocessing.get_context("spawn").Pool(os.cpu_count()) as pool:  # the parent runs JAX: no fork
-        drawn = pool.imap(_draw_image, [(number, image_dir) for number in range(count)], chunksize=64)
-        for number, objects in enumerate(tqdm(drawn, total=count, desc="write JPEG images", unit="image")):
-            width, height = (512, 683) if number % 5 == 4 else (683, 512)
-            images.append({"id": number + 1, "file_name": f"{number:06d}.jpg", "width": width, "height": height})
-            annotations.extend({"id": len(annotations) + 1, "image_id": number + 1, **obj} for obj in objects)
+    tasks = [(number, image_dir) for number in range(count)]
+    pool = multiprocessing.get_context("spawn").Pool(os.cpu_count()) if count > 256 else None  # JAX runs here: no fork
+    drawn = pool.imap(_draw_image, tasks, chunksize=64) if pool else map(_draw_image, tasks)
+    for number, objects in enumerate(tqdm(drawn, total=count, desc="write JPEG images", unit="image")):
+        width, height = (512, 683) if number % 5 == 4 else (683, 512)
+        images.append({"id": number + 1, "file_name": f"{number:06d}.jpg", "width": width, "height": height})
+        annotations.extend({"id": len(annotations) + 1, "image_id": number + 1, **obj} for obj in objects)
+    if pool:
+        pool.close()
     categories = [{"id": k + 1, "name": name} for k, name in enumerate(CLASSES)]
     annotation_path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}))
     return annotation_path, image_dir
@@ -124,20 +127,23 @@ def training_rate(index, geometry: Geometry, steps: int, batch_size: int = 16) -
 
 
 def peak_memory(command: list[str]) -> dict:
-    """Run ``command``; the peak of the summed RSS (bytes) of it and all its descendants, sampled every 0.2 s."""
+    """Run ``command``; the peaks of the summed RSS and PSS (bytes) of it and all its descendants, sampled every
+    0.2 s. RSS counts the pages the processes share (Python, JAX's libraries) once per process; PSS splits them."""
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    peak = {"bytes": 0, "processes": 0}
+    peak = {"bytes": 0, "pss_bytes": 0, "processes": 0}
 
     def sample():
         root = psutil.Process(process.pid)
         while process.poll() is None:
             try:
                 family = [root, *root.children(recursive=True)]
-                total = sum(member.memory_info().rss for member in family)
+                memory = [member.memory_full_info() for member in family]
             except psutil.Error:
                 continue
+            total, shared_split = sum(m.rss for m in memory), sum(m.pss for m in memory)
             if total > peak["bytes"]:
                 peak.update(bytes=total, processes=len(family))
+            peak["pss_bytes"] = max(peak["pss_bytes"], shared_split)
             time.sleep(0.2)
 
     watcher = threading.Thread(target=sample, daemon=True)
@@ -189,8 +195,11 @@ def benchmark_large(args, command: str) -> str:
         f"| tiny FCOS training step (preloaded batches) | {consumed['images_per_second']:.1f} | 1.0x | "
         f"{consumed['compile_seconds']:.0f} (compile) | {consumed['load']} |", "",
         f"Peak resident memory of `autoloss train --data coco:... --image-size 512 --steps {args.memory_steps} "
-        f"--data-workers 2` and its {memory['processes'] - 1} worker processes, summed: "
-        f"**{memory['bytes'] / 2**30:.2f} GiB** ({memory['seconds']:.0f} s, {memory['load']}; training on "
+        f"--data-workers 2` and its {memory['processes'] - 1} child processes (the workers and multiprocessing's "
+        f"resource tracker), summed: **{memory['bytes'] / 2**30:.2f} GiB** resident (RSS; "
+        f"{memory['pss_bytes'] / 2**30:.2f} GiB proportional, PSS, which counts shared libraries once) "
+        f"({memory['seconds']:.0f} s, {memory['load']}; "
+        "training on "
         f"{datasets['train_images']:,} images, evaluation on the {datasets['eval_images']:,} held-out "
         f"`final_val` images included). The decoded images alone would take {in_memory:.1f} GiB in memory "
         "as 683x512 pixels (the in-memory form before the pipeline), and again in every proxy worker.", "",

@@ -110,6 +110,8 @@ def _check_coco_schema(doc, path: Path) -> None:
 
 def image_path(folder: Path, file_name: str, where: str, *, allow_outside: bool) -> str:
     """Return the path of ``file_name`` in ``folder``; DatasetError when it leads outside and that is not allowed."""
+    if "\x00" in file_name:
+        raise DatasetError(f"{where}: file name {file_name!r} holds a NUL character; fix the file name")
     relative = os.path.normpath(file_name)
     if not allow_outside and (os.path.isabs(relative) or relative == ".." or relative.startswith(".." + os.sep)):
         raise DatasetError(

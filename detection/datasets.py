@@ -35,6 +35,7 @@ __all__ = ["DATASET_SPEC_FORMS", "SPLITS", "DatasetIndex", "evaluation_split", "
            "load_voc"]
 ALL = "all"  # the whole of a dataset without splits of its own
 _VOC_SPLIT_OF = {"train": "train", "search_val": "val", "final_val": "val"}
+_VOC_LISTS = ("train", "val", "trainval", "test")
 
 
 def load_coco(annotation_json, image_dir, *, name: str | None = None, allow_outside: bool = False,
@@ -122,6 +123,10 @@ def load_dataset(spec: str | DatasetSpec, *, split: str, root=None, progress: bo
                                           allow_outside=spec.allow_outside), spec, split)
     else:
         list_split = _voc_list_split(spec, split) if split != ALL else None
+        lists = spec.folder / "ImageSets" / "Main"
+        if list_split is None and split != ALL and any((lists / f"{name}.txt").is_file() for name in _VOC_LISTS):
+            raise DatasetError(f"{lists} has split lists but none for {split} ({split}.txt or "
+                               f"{_VOC_SPLIT_OF.get(split, split)}.txt); add it, or give separate evaluation data")
         index = load_voc(spec.folder, split=list_split or ALL, classes=_voc_classes(spec),
                          allow_outside=spec.allow_outside, root=root, progress=progress)
         if list_split is None:

@@ -28,6 +28,8 @@ every proxy training of a search evaluates on) are decoded once per process and 
 from __future__ import annotations
 
 import collections
+import multiprocessing
+import warnings
 from collections.abc import Iterator
 
 import grain
@@ -88,6 +90,11 @@ class BatchStream(Iterator):
         self.position = 0  # the index of the next batch
 
     def _start(self):
+        if self._workers and multiprocessing.current_process().daemon:
+            warnings.warn(f"{self._workers} input worker process(es) cannot start in this daemonic process (a Dask "
+                          "worker, say); decoding in threads instead (Dask: set distributed.worker.daemon to "
+                          "False to allow them)", stacklevel=3)
+            self._workers, self._threads = 0, max(self._threads, 2)
         stream = self._dataset[self.position :].to_iter_dataset(
             grain.ReadOptions(num_threads=self._threads, prefetch_buffer_size=self._prefetch))
         if self._workers:

@@ -85,7 +85,8 @@ def split_stems(voc_dir: Path, split: str, *, allow_outside: bool) -> list[str] 
         if not line.strip():
             continue
         stem = line.split()[0]
-        if not allow_outside and ("/" in stem or "\\" in stem or stem in (".", "..") or os.path.isabs(stem)):
+        if "\x00" in stem or not allow_outside and ("/" in stem or "\\" in stem or stem in (".", "..")
+                                                  or os.path.isabs(stem)):
             raise DatasetError(
                 f"{split_file}:{number}: {stem!r} is not a file stem inside Annotations/; list stems such as "
                 "000005, or add allow_outside=yes to the dataset spec (voc,allow_outside=yes:DIR) to allow it"

@@ -64,6 +64,16 @@ def test_assembled_batch_is_the_resized_image_padded_with_its_boxes(tiny_shapes_
     assert batch["valid"][2].sum() == 0 and not batch["images"][2].any() and batch["scales"].tolist() == [0.5, 0.5, 0]
 
 
+def test_a_multi_scale_draw_resizes_to_its_shorter_side_inside_the_same_canvas(tiny_shapes_data, tiny_ground_truth):
+    geometry = Geometry(64, train_short_sides=(32, 64))
+    entry = BatchEntry(rows=np.array([0, 1]), canvas=0, count=2, short_sides=np.array([32, 64]))
+    batch = assemble_batch(tiny_shapes_data, geometry, entry)
+    assert batch["images"].shape == (2, 64, 64, 3) and batch["scales"].tolist() == [0.25, 0.5]
+    assert batch["images"][0, 32:].max() == 0 and batch["images"][0, :32, :32].any()  # 32x32 in the corner
+    boxes, _, valid = tiny_ground_truth
+    np.testing.assert_allclose(batch["boxes"][0][valid[0]], boxes[0][valid[0]] / 4)
+
+
 def test_each_flipped_row_is_the_mirror_with_mirrored_boxes(tiny_shapes_data):
     geometry = Geometry(128)
     rows = np.array([0, 1, 2, 3])

@@ -230,6 +230,7 @@ def _png_claiming(path, width, height):
         ({"images": [{"id": 7, "file_name": "../instances.json", "width": 4, "height": 4}]},
          "'../instances.json' leads outside"),
         ({"images": [{"id": 7, "file_name": "bomb.png"}]}, r"bomb.png \(image id 7 .*\) claims too many pixels"),
+        ({"images": [{"id": 7, "file_name": "a\x00.png", "width": 4, "height": 4}]}, "holds a NUL character"),
     ],
 )
 def test_bad_annotation_files_name_file_record_and_fix(tmp_path, change, expected):
@@ -320,6 +321,8 @@ def test_voc_converts_to_coco_and_ignores_difficult(tmp_path):
     assert [a["iscrowd"] for a in doc["annotations"]] == [0, 1] and doc["annotations"][0]["bbox"] == [2, 3, 10, 17]
     same = load_dataset(f"voc:{tmp_path / 'VOC2007'}", split="search_val", root=tmp_path / "cache", progress=False)
     assert same.annotation_file == data.annotation_file
+    with pytest.raises(DatasetError, match="has split lists but none for train .train.txt or train.txt.; add it"):
+        load_dataset(f"voc:{tmp_path / 'VOC2007'}", split="train", root=tmp_path / "cache", progress=False)
 
 
 def test_voc_folders_with_their_own_classes(tmp_path):

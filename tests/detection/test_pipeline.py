@@ -5,6 +5,7 @@ import json
 import multiprocessing
 import os
 import signal
+import types
 
 import numpy as np
 import pytest
@@ -102,3 +103,11 @@ def test_a_killed_worker_is_an_error_not_a_hang(tiny_shapes_data):
         with pytest.raises(RuntimeError, match="terminated unexpectedly"):
             for _ in range(200):
                 next(stream)
+
+
+def test_workers_fall_back_to_threads_in_a_daemonic_process(tiny_shapes_data, monkeypatch):
+    monkeypatch.setattr(pipeline.multiprocessing, "current_process", lambda: types.SimpleNamespace(daemon=True))
+    stream = pipeline.training_stream(tiny_shapes_data, GEOMETRY, batch_size=4, seed=0, steps=2, workers=2)
+    with stream, pytest.warns(UserWarning, match="cannot start in this daemonic process .* decoding in threads"):
+        batches = list(stream)
+    assert all(_same(got, want) for got, want in zip(batches, _planned(tiny_shapes_data, 2), strict=True))
