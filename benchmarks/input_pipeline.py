@@ -41,6 +41,7 @@ import psutil
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
+from benchmarks.detector_training import seed_list
 from benchmarks.results_file import command_line, machine_line, publish
 from detection.datasets import load_dataset
 from detection.experiment import make_config
@@ -293,17 +294,6 @@ def benchmark_ap(args, command: str) -> str:
                      f"{100 * metrics['AP75']:.2f} | {report['final_loss']:.4f} | {report['train_seconds'] / 60:.1f} |")
     lines.append("")
     return "\n".join(lines)
-
-
-def seed_list(text: str) -> list[int]:
-    """The seeds of ``--seeds``: comma-separated non-negative integers."""
-    try:
-        seeds = [int(part) for part in text.split(",")]
-    except ValueError:
-        seeds = []
-    if not seeds or min(seeds) < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of seeds; write e.g. 0,1")
-    return seeds
 
 
 def main(argv: list[str] | None = None) -> list[str]:
