@@ -127,23 +127,21 @@ def _proxy_run(spec: dict, cls_spec: LossSpec, reg_spec: LossSpec, callback) -> 
     shape, workers = geometry(spec), spec.get("data_workers", 0)
     config = make_config(train_data.num_classes, shape.canvases[0], spec["detector_preset"], spec["detector"])
     started = time.perf_counter()
-    # Closed at the end; a training that raises (diverged, timed out) leaves its stream to garbage collection.
-    batches = training_stream(train_data, shape, batch_size=spec["batch_size"], seed=spec["seed"],
-                              steps=spec["steps"], workers=workers)
-    trained = train(
-        config,
-        batches,
-        steps=spec["steps"],
-        params=initial_params(spec, config),
-        cls_loss=cls_spec.fn,
-        reg_loss=reg_spec.fn,
-        alpha_balance=cls_spec.alpha_balance,
-        optimizer=optimizer_config(spec),
-        seed=spec["seed"],
-        callback=callback,
-        progress=False,
-    )
-    batches.close()
+    with training_stream(train_data, shape, batch_size=spec["batch_size"], seed=spec["seed"],
+                         steps=spec["steps"], workers=workers) as batches:  # closed also when training raises
+        trained = train(
+            config,
+            batches,
+            steps=spec["steps"],
+            params=initial_params(spec, config),
+            cls_loss=cls_spec.fn,
+            reg_loss=reg_spec.fn,
+            alpha_balance=cls_spec.alpha_balance,
+            optimizer=optimizer_config(spec),
+            seed=spec["seed"],
+            callback=callback,
+            progress=False,
+        )
     train_seconds = time.perf_counter() - started
     metrics = evaluate_model(trained.params, config, eval_data, workers=workers)
     return {"metrics": metrics, "final_loss": trained.history[-1]["loss"] if trained.history else None,
