@@ -4,7 +4,7 @@
 worker process of any executor, local or Dask (``autoloss.executors``). A task spec::
 
     {"detector": "fcos", "detector_preset": "tiny", "data": "shapes", "data_root": None,
-     "eval_data": None, "eval_split": "search_val", "image_size": 128,
+     "eval_data": None, "eval_split": "search_val", "image_size": 128, "image_max_size": None, "data_workers": 0,
      "steps": 150, "batch_size": 16, "optimizer": "adamw", "learning_rate": 0.002, "seed": 0,
      "cls": {"name": "focal"} or {"prefix": "Neg(Log(Sig(X)))", "form": "sigmoid"},
      "reg": {"name": "giou"} or {"prefix": "...", "form": "reg"},
@@ -22,8 +22,10 @@ detect, rather than the noise of the first steps from scratch. The final evaluat
 from scratch.
 
 Searched classification losses of the sigmoid form are trained with the authors' alpha balancing
-(``autoloss.loss_specs``). Without ``out_dir`` (the proxy task) the model lives in memory and the
-datasets are loaded once per worker process; with ``out_dir`` (the final evaluation)
+(``autoloss.loss_specs``). Without ``out_dir`` (the proxy task) the model lives in memory; the datasets'
+indexes (annotations, not pixels) are loaded once per worker process, training images stream
+(``detection.pipeline``) and a small evaluation split is decoded once and kept; with ``out_dir`` (the final
+evaluation)
 ``detection.experiment.run_experiment`` saves a model that ``autoloss evaluate`` can read and that
 a restarted task resumes. With ``return_model`` (a worker without the search's filesystem, e.g. on
 Dask) it trains into a folder of the worker and the result carries the model's files (``files``:
@@ -54,13 +56,13 @@ import jax
 
 from autoloss.loss_specs import LossSpec, loss_spec_of, resolve_cls_loss, resolve_reg_loss
 from autoloss.task_process import report_progress
-from detection.batching import iterate_batches
 from detection.checkpoints import METADATA_FILE
-from detection.datasets import load_dataset
 from detection.detectors import get_detector
-from detection.experiment import check_same_classes, make_config, run_experiment
+from detection.experiment import load_data_pair, make_config, run_experiment
+from detection.geometry import Geometry
 from detection.inference import evaluate_model
 from detection.optim import OptimizerConfig
+from detection.pipeline import training_stream
 from detection.training import TrainingDiverged, train
 from simulate.heads import with_fresh_output_layer
 from simulate.simulation import SimulationConfig, warm_start_of
@@ -92,8 +94,14 @@ def loss_spec(entry: dict, role: str, detector: str) -> LossSpec:
 
 
 @functools.lru_cache(maxsize=4)
-def _dataset(spec: str, split: str, image_size: int, root: str | None):
-    return load_dataset(spec, split=split, image_size=image_size, root=root)
+def _data_pair(data: str, eval_data: str | None, eval_split: str, root: str | None):
+    """The (train, eval) indexes of a task, loaded once per worker process (annotations only)."""
+    return load_data_pair(data, eval_data, "train", eval_split, root=root, progress=False)[:2]
+
+
+def geometry(spec: dict) -> Geometry:
+    """The image geometry of a task spec (shorter side, longer side at most)."""
+    return Geometry(short_side=spec["image_size"], max_size=spec.get("image_max_size"))
 
 
 def train_and_evaluate(spec: dict) -> dict:
@@ -133,29 +141,29 @@ def _step_reporter(spec: dict):
 
 def _proxy_run(spec: dict, cls_spec: LossSpec, reg_spec: LossSpec) -> dict:
     report_progress(phase="data")
-    size = spec["image_size"]
-    train_data = _dataset(spec["data"], "train", size, spec.get("data_root"))
-    eval_data = _dataset(spec.get("eval_data") or spec["data"], spec["eval_split"], size, spec.get("data_root"))
-    check_same_classes(eval_data, list(train_data.class_names))
-    config = make_config(train_data.num_classes, size, spec["detector_preset"], spec["detector"])
+    train_data, eval_data = _data_pair(spec["data"], spec.get("eval_data"), spec["eval_split"], spec.get("data_root"))
+    shape, workers = geometry(spec), spec.get("data_workers", 0)
+    config = make_config(train_data.num_classes, shape.canvases[0], spec["detector_preset"], spec["detector"])
     report_progress(phase="train", step=0, steps=spec["steps"])
     started = time.perf_counter()
-    trained = train(
-        config,
-        iterate_batches(train_data, spec["batch_size"], seed=spec["seed"], steps=spec["steps"]),
-        steps=spec["steps"],
-        params=initial_params(spec, config),
-        cls_loss=cls_spec.fn,
-        reg_loss=reg_spec.fn,
-        alpha_balance=cls_spec.alpha_balance,
-        optimizer=optimizer_config(spec),
-        seed=spec["seed"],
-        callback=_step_reporter(spec),
-        progress=False,
-    )
+    with training_stream(train_data, shape, batch_size=spec["batch_size"], seed=spec["seed"],
+                         steps=spec["steps"], workers=workers) as batches:  # closed also when training raises
+        trained = train(
+            config,
+            batches,
+            steps=spec["steps"],
+            params=initial_params(spec, config),
+            cls_loss=cls_spec.fn,
+            reg_loss=reg_spec.fn,
+            alpha_balance=cls_spec.alpha_balance,
+            optimizer=optimizer_config(spec),
+            seed=spec["seed"],
+            callback=_step_reporter(spec),
+            progress=False,
+        )
     train_seconds = time.perf_counter() - started
     report_progress(phase="evaluate")
-    metrics = evaluate_model(trained.params, config, eval_data)
+    metrics = evaluate_model(trained.params, config, eval_data, workers=workers)
     return {"metrics": metrics, "final_loss": trained.history[-1]["loss"] if trained.history else None,
             "train_seconds": round(train_seconds, 3), "compile_seconds": round(trained.compile_seconds, 3),
             "images_per_second": round(trained.images_per_second, 1)}
@@ -226,6 +234,8 @@ def _experiment(spec: dict, cls_spec: LossSpec, reg_spec: LossSpec, out_dir) -> 
         data=spec["data"],
         eval_data=spec.get("eval_data"),
         image_size=spec["image_size"],
+        max_size=spec.get("image_max_size"),
+        workers=spec.get("data_workers", 0),
         preset=spec["detector_preset"],
         cls_loss=cls_spec.fn,
         reg_loss=reg_spec.fn,
@@ -242,4 +252,5 @@ def _experiment(spec: dict, cls_spec: LossSpec, reg_spec: LossSpec, out_dir) -> 
     )
     return {"metrics": result.metrics, "final_loss": result.final_loss,
             "train_seconds": round(result.train_seconds, 3), "compile_seconds": round(result.compile_seconds, 3),
-            "images_per_second": round(result.images_per_second, 1), "out_dir": result.out_dir}
+            "images_per_second": round(result.images_per_second, 1), "out_dir": result.out_dir,
+            "datasets": result.datasets}

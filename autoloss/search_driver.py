@@ -39,13 +39,14 @@ from autoloss.search_report import SearchProgress, generation_line
 from autoloss.search_result import SearchResult, write_reports
 from autoloss.training_progress import RunningTrainings
 from detection.checkpoints import write_atomically
+from detection.dataset_spec import parse_dataset_spec
 from detection.detectors import get_detector
 from symbolic.candidate import Candidate
 
 STATE_VERSION = 1
 STAGES = ("search", "final", "done")
-WARM_START_FIELDS = ("detector", "data", "data_root", "image_size", "preset", "seed", "warm_start_steps",
-                     "warm_start_batch_size")
+WARM_START_FIELDS = ("detector", "data", "data_root", "image_size", "image_max_size", "preset", "seed",
+                     "warm_start_steps", "warm_start_batch_size")
 
 
 class MosUnavailable(ValueError):
@@ -68,10 +69,8 @@ def missing_data(config: SearchConfig) -> list[str]:
     missing = []
     for name in ("data", "search_val_data", "final_val_data"):
         spec = getattr(config, name)
-        kind, _, rest = (spec or "").partition(":")
-        paths = rest.split(":", 1) if kind == "coco" else [rest] if kind == "voc" else []
-        missing += [f"setting {name!r}: {path} does not exist (spec {spec!r})" for path in paths
-                    if not Path(path).exists()]
+        missing += [f"setting {name!r}: {path} does not exist (spec {spec!r})"
+                    for path in (parse_dataset_spec(spec).paths() if spec else []) if not path.exists()]
     return missing
 
 
@@ -116,7 +115,8 @@ def simulation_config(config: SearchConfig, branch: str):
         raise SearchConfigError(f"setting 'mos': unknown MOS setting {unknown[0]!r}; "
                                 f"known: {', '.join(sorted(fields))}")
     values = {"detector": config.detector, "data": config.data, "data_root": config.data_root,
-              "image_size": config.image_size, "preset": config.detector_preset, "branch": branch,
+              "image_size": config.image_size, "image_max_size": config.image_max_size or None,
+              "preset": config.detector_preset, "branch": branch,
               "seed": config.seed}
     values = {key: value for key, value in values.items() if key in fields}
     try:
@@ -147,7 +147,8 @@ def task_spec(config: SearchConfig, losses: Mapping[str, dict], *, final: bool =
             init["params"] = warm_start
     return {
         "detector": config.detector, "detector_preset": config.detector_preset, "data": config.data,
-        "data_root": config.data_root, "image_size": config.image_size, "optimizer": config.optimizer,
+        "data_root": config.data_root, "image_size": config.image_size, "image_max_size": config.image_max_size or None,
+        "data_workers": config.data_workers, "optimizer": config.optimizer,
         "learning_rate": config.learning_rate, "seed": config.seed,
         "eval_data": config.final_val_data if final else config.search_val_data,
         "eval_split": "final_val" if final else "search_val",

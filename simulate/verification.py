@@ -26,29 +26,33 @@ import jax
 import numpy as np
 from flax import serialization
 
-from detection.batching import gather_batch, iterate_batches
+from detection.batching import BatchEntry, assemble_batch
 from detection.checkpoints import write_atomically
-from detection.datasets import DetectionData
+from detection.dataset_index import DatasetIndex
 from detection.detectors import detector_of
+from detection.geometry import Geometry, geometry_of
 from detection.optim import OptimizerConfig
+from detection.pipeline import training_stream
 from detection.shapes import default_cache_root
 from detection.training import train
 
 WARM_START_VERSION = 1  # bump when the warm-start recipe changes, so old caches are not reused
 
 
-def verification_indices(data: DetectionData, images_per_class: int, seed: int) -> np.ndarray:
+def verification_indices(data: DatasetIndex, images_per_class: int, seed: int,
+                         geometry: Geometry | None = None) -> np.ndarray:
     """Indices of ``images_per_class`` distinct images per class that contain it, drawn with ``seed``.
 
-    Classes are visited rarest first, so a rare class still gets its images. Raises ValueError
-    when a class has too few images left, saying which.
+    Classes are visited rarest first, so a rare class still gets its images. With a ``geometry`` of two
+    canvases only landscape images are drawn, so the set is one batch. Raises ValueError when a class
+    has too few images left, saying which.
     """
     if images_per_class < 1:
         raise ValueError(f"images_per_class must be at least 1, got {images_per_class}")
     rng = np.random.default_rng([seed, 7])
-    present = np.zeros((len(data), data.num_classes), bool)
-    for row in range(len(data)):
-        present[row, data.labels[row][data.valid[row]]] = True
+    present = data.classes_present()
+    if geometry is not None:
+        present &= (geometry.canvas_number(data.sizes) == 0)[:, None]
     chosen: list[int] = []
     for cls in np.argsort(present.sum(axis=0), kind="stable"):
         pool = np.flatnonzero(present[:, cls] & ~np.isin(np.arange(len(data)), chosen))
@@ -61,10 +65,12 @@ def verification_indices(data: DetectionData, images_per_class: int, seed: int) 
     return np.sort(np.asarray(chosen, dtype=np.int64))
 
 
-def verification_set(data: DetectionData, images_per_class: int, seed: int) -> tuple[DetectionData, dict]:
-    """The verification images (as DetectionData, for evaluation) and their batch dict (for training)."""
-    indices = verification_indices(data, images_per_class, seed)
-    return data.select(indices), gather_batch(data, indices)
+def verification_set(data: DatasetIndex, images_per_class: int, seed: int,
+                     geometry: Geometry) -> tuple[DatasetIndex, dict]:
+    """The verification images (their index, for evaluation) and their batch dict, decoded once and kept."""
+    indices = verification_indices(data, images_per_class, seed, geometry)
+    entry = BatchEntry(rows=indices, canvas=0, count=len(indices))
+    return data.select(indices), assemble_batch(data, geometry, entry)
 
 
 def warm_start_key(description: dict[str, Any]) -> str:
@@ -75,7 +81,7 @@ def warm_start_key(description: dict[str, Any]) -> str:
 
 def warm_start(
     config,
-    train_data: DetectionData,
+    train_data: DatasetIndex,
     *,
     data_spec: str,
     steps: int,
@@ -112,9 +118,10 @@ def warm_start(
                 pass  # a damaged cache file is recomputed and replaced
         params = template
         if steps > 0:
-            batches = iterate_batches(train_data, batch_size, seed=seed, steps=steps)
-            params = train(config, batches, steps=steps, optimizer=optimizer, seed=seed, progress=progress,
-                           log_every=max(steps, 1)).params
+            with training_stream(train_data, geometry_of(config), batch_size=batch_size, seed=seed,
+                                 steps=steps) as batches:
+                params = train(config, batches, steps=steps, optimizer=optimizer, seed=seed, progress=progress,
+                               log_every=max(steps, 1)).params
         write_atomically(path, serialization.to_bytes(params))
         (folder / f"{path.stem}.json").write_text(json.dumps(description, indent=2, sort_keys=True, default=str))
     return params, path

@@ -3,6 +3,8 @@
 import contextlib
 import io
 import json
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -127,7 +129,7 @@ def test_train_refuses_a_folder_that_is_not_empty_and_not_a_run(tmp_path):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["train", "--data", "imagenet"], "unknown dataset spec 'imagenet'; accepted forms"),
+        (["train", "--data", "imagenet"], "unknown dataset kind 'imagenet'; accepted forms"),
         (["train", "--data", "coco:/nowhere/ann.json:/nowhere"], "/nowhere/ann.json"),
         (["train", "--data", "voc:/nowhere/VOC2007"], "/nowhere/VOC2007"),
         (["train", "--detector", "yolo"], "unknown detector 'yolo'; choose one of fcos, faster-rcnn"),
@@ -148,13 +150,48 @@ def test_bad_input_exits_2_with_a_clear_message(argv, message):
     assert err.startswith(f"autoloss {argv[0]}: error: ")
 
 
+def _png_claiming(path, width, height):
+    """A PNG file whose header claims width x height pixels (a decompression bomb)."""
+    chunk = b"IHDR" + struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk))
+                     + struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND")))
+
+
+@pytest.mark.parametrize(
+    "records, message",
+    [
+        ({"images": [{"id": [1], "file_name": "bomb.png"}]}, "images[0].id must be an integer"),
+        ({"categories": [{"id": {"a": 1}, "name": "thing"}]}, "categories[0].id must be an integer"),
+        ({"categories": []}, "the categories list is empty"),
+        ({"images": [{"id": 1, "file_name": "bomb.png"}]}, "claims too many pixels"),
+        ({"images": [{"id": 1, "file_name": "/etc/hostname", "width": 4, "height": 4}]}, "leads outside"),
+    ],
+)
+def test_bad_datasets_exit_2_with_a_named_error(tmp_path, records, message):
+    _png_claiming(tmp_path / "bomb.png", 40000, 40000)
+    document = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "thing"}], **records}
+    (tmp_path / "ann.json").write_text(json.dumps(document))
+    code, out, err = run_cli("train", "--data", f"coco:{tmp_path / 'ann.json'}:{tmp_path}", *TINY,
+                             "--out", tmp_path / "run", "--json")
+    assert code == 2 and message in out + err and "Traceback" not in out + err
+
+
+def test_a_voc_split_list_reading_outside_annotations_exits_2(tmp_path):
+    voc = tmp_path / "VOC"
+    (voc / "Annotations").mkdir(parents=True)
+    (voc / "ImageSets" / "Main").mkdir(parents=True)
+    (voc / "ImageSets" / "Main" / "train.txt").write_text("../../secret\n")
+    code, out, err = run_cli("train", "--data", f"voc:{voc}", *TINY, "--out", tmp_path / "run", "--json")
+    assert code == 2 and "is not a file stem inside Annotations/" in out + err and "Traceback" not in out + err
+
+
 def test_evaluate_rejects_data_with_other_classes(trained, tmp_path):
     *_, out_dir = trained
     paths = ensure_shapes_dataset(tmp_path, num_train=1, num_search_val=1, num_final_val=1, image_size=64,
                                   num_classes=6)  # fmt: skip
     annotations, images = paths["final_val"]
     code, _, err = run_cli("evaluate", out_dir, "--data", f"coco:{annotations}:{images}")
-    assert code == 2 and "differ from the model's" in err
+    assert code == 2 and "has the classes ['circle'" in err and "but the model was trained on ['circle'" in err
 
 
 def test_divergence_stops_with_a_clear_message(monkeypatch):
