@@ -21,9 +21,9 @@ from autoloss.simulate_command import SIMULATE_COMMANDS, add_simulate_parser
 from detection.training import TrainingDiverged
 from symbolic.candidate import Candidate
 from symbolic.canonical import InvalidCandidate
+from symbolic.cpv.verify import format_verdict, verify
 from symbolic.forms import FORMS
 from symbolic.parser import ParseError
-from symbolic.verify import format_verdict, verify
 from symbolic.zoo import KNOWN_LOSSES
 
 USAGE_ERRORS = (ParseError, InvalidCandidate, ValueError, TrainingDiverged)
@@ -62,7 +62,7 @@ def run_verify(args: argparse.Namespace) -> dict:
 
 def format_verify(report: dict) -> str:
     """Text report of ``verify``: the verdict, one line per property."""
-    from symbolic.verify import Verdict
+    from symbolic.cpv.verify import Verdict
 
     return format_verdict(Verdict.from_json(report["verdict"]))
 

@@ -44,14 +44,14 @@ from collections.abc import Callable, Mapping
 from detection.evaluation import AP_COLUMNS
 from symbolic.candidate import Candidate
 from symbolic.canonical import InvalidCandidate, fingerprint_rows
+from symbolic.cpv.batch import check_trees
+from symbolic.cpv.verify import verify
 from symbolic.forms import probe_inputs
 from symbolic.numeric import evaluate_trees
 from symbolic.parser import parse_tree
 from symbolic.printers import to_prefix
 from symbolic.tree import Tree, tree_depth, tree_size
 from symbolic.variation import crossover, mutate, random_tree
-from symbolic.verify import verify
-from symbolic.verify_batch import check_trees
 from symbolic.zoo import KNOWN_LOSSES
 
 FIRST_CHUNK, LARGEST_CHUNK = 256, 8192  # raw trees per breeding chunk: doubled while too few pass

@@ -32,9 +32,9 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.results_file import machine_line, publish  # noqa: E402
 from symbolic.candidate import Candidate  # noqa: E402
 from symbolic.canonical import Deduplicator, InvalidCandidate  # noqa: E402
+from symbolic.cpv.batch import check_trees  # noqa: E402
+from symbolic.cpv.verify import verify  # noqa: E402
 from symbolic.variation import random_tree  # noqa: E402
-from symbolic.verify import verify  # noqa: E402
-from symbolic.verify_batch import check_trees  # noqa: E402
 from symbolic.zoo import KNOWN_LOSSES  # noqa: E402
 
 REFERENCE = ROOT.parent / "shared" / "reference" / "deap_screen.py"

@@ -1,6 +1,6 @@
 """Classification CPV for one candidate (``sigmoid`` and ``softmax`` forms): sampling and proofs.
 
-Properties (the probes and tolerances are those of ``cpv_grids`` and ``cpv_rules``):
+Properties (the probes and tolerances are those of ``grids`` and ``rules``):
 
 * ``monotonicity`` (required): a positive's loss does not increase with its logit over
   [−100, 100]; a negative's does not decrease; and each falls by a margin over the range.
@@ -30,7 +30,7 @@ import time
 import numpy as np
 import sympy
 
-from symbolic.cpv_grids import (
+from symbolic.cpv.grids import (
     CONVERGENCE_OTHER_MAX,
     LOGIT_LIMIT,
     SOFTMAX_CLASSES,
@@ -39,15 +39,15 @@ from symbolic.cpv_grids import (
     row_inputs,
     softmax_settings,
 )
-from symbolic.cpv_rules import FLAT_RTOL, REASONS, SLOPE_RTOL, classification_rules
+from symbolic.cpv.intervals import IntervalProgram, IntervalUnsupported
+from symbolic.cpv.rules import FLAT_RTOL, REASONS, SLOPE_RTOL, classification_rules
+from symbolic.cpv.sign_proofs import SignProof, assumption_sign, prove_sign
+from symbolic.cpv.verify import PropertyResult
 from symbolic.forms import w as w_symbol
 from symbolic.forms import x as x_symbol
 from symbolic.forms import y as y_symbol
-from symbolic.intervals import IntervalProgram, IntervalUnsupported
 from symbolic.lowering import evaluate_numpy
-from symbolic.sign_proofs import SignProof, assumption_sign, prove_sign
 from symbolic.vector_ops import Dot, Softmax
-from symbolic.verify import PropertyResult
 
 PROPERTIES = ("monotonicity", "convergence", "iou_aware")
 LOGITS = (-LOGIT_LIMIT, LOGIT_LIMIT)

@@ -1,8 +1,8 @@
 """Convergence property verification (CPV) of one candidate: ``verify(candidate) -> Verdict``.
 
-Each property is checked numerically on the form's probe (``cpv_grids``, rules in
-``cpv_rules``) and, where possible, proved (``verify_classification``,
-``verify_regression``). Its status is honest about the evidence:
+Each property is checked numerically on the form's probe (``grids``, rules in
+``rules``) and, where possible, proved (``classification``,
+``regression``). Its status is honest about the evidence:
 
 * ``proved``: a symbolic argument decided it (SymPy's assumptions for all real inputs, or
   interval branch and bound over a stated box) and the sampled check agrees;
@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 import sympy
 
-from symbolic.cpv_grids import DENSE_POINTS, probe_for, row_inputs
+from symbolic.cpv.grids import DENSE_POINTS, probe_for, row_inputs
 from symbolic.lowering import Program
 from symbolic.operators import JAX, NUMPY
 
@@ -210,8 +210,8 @@ def _guarded(name: str, required: bool, function, *args) -> list[PropertyResult]
 
 def verify(candidate, *, time_budget: float = 1.0) -> Verdict:
     """The CPV verdict of ``candidate``, with proofs attempted for at most ``time_budget`` seconds."""
-    from symbolic.verify_classification import classification_properties
-    from symbolic.verify_regression import regression_properties
+    from symbolic.cpv.classification import classification_properties
+    from symbolic.cpv.regression import regression_properties
 
     start = time.perf_counter()
     deadline = start + time_budget

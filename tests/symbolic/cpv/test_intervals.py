@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import sympy
 
+from symbolic.cpv.intervals import IntervalProgram, IntervalUnsupported, interval_bounds
+from symbolic.cpv.sign_proofs import assumption_sign, prepare, prove_sign, rewrite_complements
 from symbolic.forms import FORMS, w, x, y
 from symbolic.functions import Relu, ScaledAlf, ScaledErf, ScaledGd, Sigmoid, Softplus
-from symbolic.intervals import IntervalProgram, IntervalUnsupported, interval_bounds
 from symbolic.lowering import evaluate_numpy
 from symbolic.numeric import tree_values
-from symbolic.sign_proofs import assumption_sign, prepare, prove_sign, rewrite_complements
 from symbolic.tree import iter_paths, tree_to_sympy
 from symbolic.variation import random_tree
 

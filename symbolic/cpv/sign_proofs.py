@@ -29,8 +29,8 @@ import time
 import numpy as np
 import sympy
 
+from symbolic.cpv.intervals import IntervalProgram, IntervalUnsupported
 from symbolic.functions import S_CURVES, Sigmoid
-from symbolic.intervals import IntervalProgram, IntervalUnsupported
 
 SIGNS = ("nonpositive", "nonnegative", "positive")
 MAX_BOXES = 4096  # undecided boxes carried from one round to the next

@@ -1,6 +1,6 @@
 """The sampled CPV rules: vectorized pass/fail of every property for T losses at once.
 
-Input: the values of T losses on a form's probe (``cpv_grids.probe_for``), float64 [T, N],
+Input: the values of T losses on a form's probe (``grids.probe_for``), float64 [T, N],
 and for classification optionally exact slopes dL/dx at the same rows (otherwise slopes
 are finite differences). Output: one ``RuleOutcome`` per property, with, per loss, the
 verdict, an offending probe row and a reason code (``REASONS``) for counterexamples.
@@ -20,7 +20,7 @@ import dataclasses
 
 import numpy as np
 
-from symbolic.cpv_grids import FD_STEP, OVERLAP_POINTS, ClassificationProbe, RegressionProbe
+from symbolic.cpv.grids import FD_STEP, OVERLAP_POINTS, ClassificationProbe, RegressionProbe
 
 STEP_RTOL, FLAT_RTOL, SLOPE_RTOL, STRICT_RTOL = 1e-9, 1e-6, 1e-3, 1e-12
 FLOAT32_MAX = float(np.finfo(np.float32).max)

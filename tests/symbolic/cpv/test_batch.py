@@ -7,14 +7,14 @@ from scipy import special
 
 from symbolic.candidate import Candidate
 from symbolic.canonical import InvalidCandidate
-from symbolic.cpv_grids import probe_for
+from symbolic.cpv.batch import check_trees
+from symbolic.cpv.classification import sampled_classification
+from symbolic.cpv.grids import probe_for
+from symbolic.cpv.regression import regression_properties
+from symbolic.cpv.verify import domain_violation
 from symbolic.lowering import evaluate_numpy
 from symbolic.numeric import evaluate_trees
 from symbolic.variation import random_tree
-from symbolic.verify import domain_violation
-from symbolic.verify_batch import check_trees
-from symbolic.verify_classification import sampled_classification
-from symbolic.verify_regression import regression_properties
 from symbolic.zoo import KNOWN_LOSSES
 
 

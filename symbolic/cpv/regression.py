@@ -30,12 +30,12 @@ import time
 import numpy as np
 import sympy
 
-from symbolic.cpv_grids import BOX_ASPECTS, BOX_SIDES, probe_for, row_inputs
-from symbolic.cpv_rules import FLAT_RTOL, REASONS, depends_on_e, regression_rules
+from symbolic.cpv.grids import BOX_ASPECTS, BOX_SIDES, probe_for, row_inputs
+from symbolic.cpv.rules import FLAT_RTOL, REASONS, depends_on_e, regression_rules
+from symbolic.cpv.sign_proofs import SignProof, prove_sign
+from symbolic.cpv.verify import PropertyResult
 from symbolic.forms import e, i, u
 from symbolic.lowering import evaluate_numpy
-from symbolic.sign_proofs import SignProof, prove_sign
-from symbolic.verify import PropertyResult
 
 t = sympy.Symbol("t", positive=True)
 A = sympy.Symbol("A", positive=True)

@@ -6,9 +6,9 @@ import pytest
 import sympy
 
 from symbolic.candidate import Candidate
+from symbolic.cpv.verify import PropertyResult, Verdict, format_verdict, verify
 from symbolic.forms import e, i, u
 from symbolic.variation import random_candidate
-from symbolic.verify import PropertyResult, Verdict, format_verdict, verify
 from symbolic.zoo import KNOWN_LOSSES
 
 
@@ -60,7 +60,7 @@ def test_bad_losses_fail_for_the_right_property(text, form, prop):
 
 def test_a_constant_is_no_candidate_and_a_flat_tree_fails_the_screen():
     from symbolic.canonical import InvalidCandidate
-    from symbolic.verify_batch import check_trees
+    from symbolic.cpv.batch import check_trees
 
     with pytest.raises(InvalidCandidate):
         Candidate(sympy.Integer(3), "sigmoid")
@@ -125,7 +125,7 @@ def test_never_raises_and_respects_the_time_budget_on_random_candidates():
 
 
 def test_unsupported_derivative_falls_back_to_sampled(monkeypatch):
-    import symbolic.verify_regression as regression
+    import symbolic.cpv.regression as regression
 
     def broken(*args, **kwargs):
         raise RuntimeError("derivative unavailable")

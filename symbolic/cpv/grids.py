@@ -1,7 +1,7 @@
 """The probe inputs of sampled convergence property verification (CPV), one layout per form.
 
 All probes are fixed (seeded), float64, and shared by the per-candidate verifier
-(``symbolic.verify``) and the batched screen (``symbolic.verify_batch``), so both judge a
+(``symbolic.cpv.verify``) and the batched screen (``symbolic.cpv.batch``), so both judge a
 loss on the same points.
 
 Classification (``sigmoid``, ``softmax``): logits x ∈ [−100, 100], the range a detector
