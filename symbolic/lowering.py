@@ -26,8 +26,7 @@ import sympy
 
 from symbolic.forms import Form
 from symbolic.operators import BY_HEAD, JAX, NUMPY, OPERATORS
-
-Instruction = tuple[Callable[..., object], tuple[int, ...]]
+from symbolic.straight_line import StraightLineCode
 
 _ADD, _MUL, _DIV, _SQRT = (OPERATORS[name] for name in ("add", "mul", "div", "sqrt"))
 
@@ -44,31 +43,6 @@ _DERIVATIVE_HEADS: dict[type, Callable[..., object]] = {
     sympy.sign: lambda B, a: B.xp.sign(a),
     sympy.Heaviside: lambda B, a, at_zero=0.5: _heaviside(B, a, at_zero),
 }
-
-
-class StraightLineCode:
-    """An expression compiled to straight-line code: each distinct subexpression once, in order.
-
-    Subclasses say what an instruction is (``_compile_node``) and how to run the code.
-    """
-
-    def __init__(self, expr: sympy.Expr):
-        self.instructions: list[Instruction] = []
-        self._slots: dict[sympy.Expr, int] = {}
-        self.output = self._compile(expr)
-
-    def _emit(self, rule, args: tuple[int, ...] = ()) -> int:
-        self.instructions.append((rule, args))
-        return len(self.instructions) - 1
-
-    def _compile(self, expr: sympy.Expr) -> int:
-        slot = self._slots.get(expr)
-        if slot is None:
-            slot = self._slots[expr] = self._compile_node(expr)
-        return slot
-
-    def _compile_node(self, expr: sympy.Expr) -> int:
-        raise NotImplementedError
 
 
 class Program(StraightLineCode):

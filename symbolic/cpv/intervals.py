@@ -29,8 +29,8 @@ import sympy
 from scipy import special
 
 from symbolic.functions import Relu, ScaledAlf, ScaledErf, ScaledGd, Sigmoid, Softplus
-from symbolic.lowering import StraightLineCode
 from symbolic.operators import LOG_FLOOR, NUMPY, OPERATORS, SQRT_FLOOR
+from symbolic.straight_line import StraightLineCode
 
 EPS = np.finfo(np.float64).eps
 LIBRARY_RELATIVE_ERROR = 8 * EPS  # bound on the error of NumPy/SciPy transcendental functions
