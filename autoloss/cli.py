@@ -21,7 +21,7 @@ from autoloss.simulate_command import SIMULATE_COMMANDS, add_simulate_parser
 from detection.training import TrainingDiverged
 from symbolic.candidate import Candidate
 from symbolic.canonical import InvalidCandidate
-from symbolic.cpv.verify import format_verdict, verify
+from symbolic.cpv import DEFAULT_TIME_BUDGET, Verdict, format_verdict, verify
 from symbolic.forms import FORMS
 from symbolic.parser import ParseError
 from symbolic.zoo import KNOWN_LOSSES
@@ -62,21 +62,11 @@ def run_verify(args: argparse.Namespace) -> dict:
 
 def format_verify(report: dict) -> str:
     """Text report of ``verify``: the verdict, one line per property."""
-    from symbolic.cpv.verify import Verdict
-
     return format_verdict(Verdict.from_json(report["verdict"]))
 
 
 def _cpv_summary(verdict: dict) -> str:
-    statuses = [p["status"] for p in verdict["properties"] if p["required"]]
-    if not verdict["passed"]:
-        return "FAILED " + ",".join(verdict_failed(verdict))
-    return f"passed ({statuses.count('proved')}/{len(statuses)} proved)"
-
-
-def verdict_failed(verdict: dict) -> list[str]:
-    """Names of the required properties a verdict dict failed."""
-    return [p["name"] for p in verdict["properties"] if p["required"] and p["status"] == "failed"]
+    return Verdict.from_json(verdict).summary().text()
 
 
 def run_zoo(args: argparse.Namespace) -> dict:
@@ -128,8 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("verify", parents=[json_flag], help="convergence property verification of a formula")
     check.add_argument("expr", help="the formula, as for show")
     check.add_argument("--form", required=True, choices=sorted(FORMS), help="the loss form the formula belongs to")
-    check.add_argument("--time-budget", type=float, default=1.0, metavar="SECONDS",
-                       help="time for proof attempts (default 1.0); unproved properties are reported as sampled")
+    check.add_argument("--time-budget", type=float, default=DEFAULT_TIME_BUDGET, metavar="SECONDS",
+                       help=f"time for proof attempts (default {DEFAULT_TIME_BUDGET:g}); unproved properties are "
+                       "reported as sampled")
 
     sub.add_parser("zoo", parents=[json_flag],
                    help="the known losses (baselines and published CSE-Autoloss losses) with their CPV verdicts")

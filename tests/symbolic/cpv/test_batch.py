@@ -8,10 +8,10 @@ from scipy import special
 from symbolic.candidate import Candidate
 from symbolic.canonical import InvalidCandidate
 from symbolic.cpv.batch import check_trees
-from symbolic.cpv.classification import sampled_classification
+from symbolic.cpv.classification import sampled_rules
+from symbolic.cpv.finiteness import domain_violation
 from symbolic.cpv.grids import probe_for
-from symbolic.cpv.regression import regression_properties
-from symbolic.cpv.verify import domain_violation
+from symbolic.cpv.regression import sampled_regression
 from symbolic.lowering import evaluate_numpy
 from symbolic.numeric import evaluate_trees
 from symbolic.variation import random_tree
@@ -51,9 +51,9 @@ def test_batch_checks_agree_with_per_candidate_sampled_checks(form, count):
             # at w = 0: the division guard keeps the sign of the denominator, and -0.0 counts as +)
             continue
         if form == "reg":
-            sampled_ok = regression_properties(candidate, deadline=0.0)[0].status != "failed"
+            sampled_ok = sampled_regression(candidate)[0].holds
         else:
-            rules, values, _ = sampled_classification(candidate)
+            rules, values = sampled_rules(candidate)
             sampled_ok = all(outcome.ok[0] for outcome in rules.values()) and np.isfinite(values).all()
         sampled_ok = sampled_ok and domain_violation(candidate) is None
         assert sampled_ok == bool(checks.passed[row]), (trees[row], checks.first_failure[row])
