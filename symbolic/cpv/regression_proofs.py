@@ -40,6 +40,7 @@ import time
 
 import sympy
 
+from symbolic.cpv.grids import BOX_ASPECTS, BOX_SIDES
 from symbolic.cpv.proof_worker import ProofTimeout, time_limit
 from symbolic.cpv.sign_proofs import assumption_sign, prove_sign
 from symbolic.cpv.substitution import substitute
@@ -51,7 +52,7 @@ r = sympy.Symbol("r", nonnegative=True)  # the union's share of the enclosing bo
 E = sympy.Symbol("E", positive=True)  # the enclosing box's area, as a box variable
 t = sympy.Symbol("t", positive=True)  # a path's parameter
 A = sympy.Symbol("A", positive=True)  # the ground-truth box's area
-AREA_RANGE = (1.0 / 3.0, 316.0**2 * 2.0)  # the probe's box areas (grids.BOX_SIDES x BOX_ASPECTS)
+AREA_RANGE = (min(BOX_SIDES) ** 2 * min(BOX_ASPECTS), max(BOX_SIDES) ** 2 * max(BOX_ASPECTS))  # the probe's
 GAP_END = 4.0  # translations run to offset 4 box sizes (a gap of 3)
 INF = math.inf
 
@@ -115,7 +116,6 @@ def prove_rise(expr: sympy.Expr, deadline: float) -> Proof:
         if disjoint:
             continue
         start, end = (t_lo, t_hi) if direction > 0 else (t_hi, t_lo)
-        end = 1.0 if name.startswith(("translation", "diagonal")) else end
         rise = on_path(expr, {k: p.subs(t, end) for k, p in substitution.items()}) - on_path(
             expr, {k: p.subs(t, start) for k, p in substitution.items()})
         proof = prove_sign(rise, {A: (0.0, INF)}, "positive", deadline=deadline, log_scale=(A,),
