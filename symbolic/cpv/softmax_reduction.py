@@ -5,7 +5,7 @@ softmax over the class axis, dot as the sum over it), and w is one value per sam
 a one-hot label the loss depends on the classes only through a few *special* classes —
 the target (y = 1) and, for a negative's property, the varied non-target logit (y = 0) —
 and through sums over all *other* classes (y = 0). This module writes the loss in those
-terms, for C ≥ 2 classes at once:
+terms, for every number of classes at once (two or more, background included):
 
 * a softmax divides by the specials' exponentials plus the others' mass. Written in the
   log of that mass, ρ (any real: it is the log-sum-exp of the other logits), every special
@@ -13,20 +13,20 @@ terms, for C ≥ 2 classes at once:
   is the matching −softplus, stable for intervals; an other class's entry is its share q
   of the others' mass (q ∈ (0, 1], the shares summing to 1) times the others' total share.
   Where the softmax argument is the same for all other classes (a label-only vector such
-  as softmax(y)), the others' mass is n·e^(a_o) with n = C − 1 − (special non-targets).
+  as softmax(y)), the others' mass is n·e^(a_o), n their number.
 * dot(a, b) is the specials' terms plus Σ over the others of a_o·b_o: n·a_o·b_o when that
   is the same for every other class; the others' total softmax share when it is linear in
   q; else a sum kept whole (``OthersSum``) and differentiated term by term.
 
 After differentiation in the varied logit, each remaining sum over the others is replaced
-by a bounded variable that holds for every C and every other logit: Σ q_o·K(x_o) — a
-convex combination, as the shares sum to 1 — lies in the hull of K; any other sum lies in
-n·[min, max] of its term (with n ≥ 1, or n ≥ 0). A sign proved on the resulting box (ρ,
-n and the hull variables free, w over [0, 1]) holds for every number of classes, every
-value of the other logits and every IoU: a reduction that covers C = 81 for COCO as well
-as C = 2. Losses outside it (two different softmax arguments that vary with the other
-logits, or a softmax of a dot) raise ``OutsideReduction``, and only their sampled verdict
-(C = 3) stands.
+by a bounded variable that holds for every number of classes and every other logit:
+Σ q_o·K(x_o) — a convex combination, as the shares sum to 1 — lies in the hull of K; any
+other sum lies in n·[min, max] of its term (with n ≥ 1, or n ≥ 0). A sign proved on the
+resulting box (ρ, n and the hull variables free, w over [0, 1]) holds for every number of
+classes, every value of the other logits and every IoU: a reduction that covers COCO's 81
+classes (80 and background) as well as two. Losses outside it (two different softmax
+arguments that vary with the other logits, or a softmax of a dot) raise
+``OutsideReduction``, and only their sampled verdict (on three classes) stands.
 """
 
 from __future__ import annotations
