@@ -23,6 +23,7 @@ sampled check fails the property with the error as its reason.
 
 from __future__ import annotations
 
+import math
 import time
 
 from symbolic.cpv.classification import sampled_classification
@@ -69,6 +70,9 @@ def _finiteness(candidate) -> PropertyResult:
 
 def verify(candidate, *, time_budget: float = DEFAULT_TIME_BUDGET) -> Verdict:
     """The CPV verdict of ``candidate``, with proofs attempted for at most ``time_budget`` seconds."""
+    if not (isinstance(time_budget, int | float) and math.isfinite(time_budget) and time_budget >= 0):
+        raise ValueError(f"time_budget must be a finite number of seconds >= 0 (0 skips the proofs), "
+                         f"got {time_budget!r}")
     start = time.perf_counter()
     sampled = _sampled(candidate)
     if isinstance(sampled, PropertyResult):

@@ -156,6 +156,12 @@ def test_verify_bounds_proofs_off_the_main_thread():
     assert verdict.result("distance_consistency").status == "proved"
 
 
+@pytest.mark.parametrize("budget", [-1.0, float("nan"), float("inf"), "1"])
+def test_a_bad_time_budget_is_refused_with_what_to_give(budget):
+    with pytest.raises(ValueError, match="finite number of seconds >= 0"):
+        verify(KNOWN_LOSSES["iou"].candidate, time_budget=budget)
+
+
 def test_a_failing_proof_worker_leaves_the_sampled_verdict(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("derivative unavailable")
