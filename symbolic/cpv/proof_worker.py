@@ -125,11 +125,18 @@ def _write_message(stream, payload: bytes) -> None:
     stream.flush()
 
 
+def _quiet_dropped_timeouts(unraisable) -> None:
+    """Print unraisable errors as Python does, except a ``ProofTimeout`` dropped by a callback (the alarm repeats)."""
+    if not isinstance(unraisable.exc_value, ProofTimeout):
+        sys.__unraisablehook__(unraisable)
+
+
 def worker_main() -> None:
     """The worker's loop: call each pickled (function, args) and send back (ok, result)."""
     global _IN_WORKER
     _IN_WORKER = True
     signal.signal(signal.SIGALRM, _raise_timeout)
+    sys.unraisablehook = _quiet_dropped_timeouts
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal stops the caller, which stops us
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # stray prints must not corrupt the protocol
