@@ -12,7 +12,8 @@
   Trivially when the positive loss does not read w, or when it falls in x for every w
   (its optimum is then the label itself); else by Topkis' monotone comparative statics:
   the minimizer in x of L(x, w) is non-decreasing in w when L has decreasing differences,
-  ∂²L/∂x∂w ≤ 0, shown for all real x and w in [0.1, 1] (bisected in ω = 1 − w).
+  ∂²L/∂x∂w ≤ 0. Each condition is shown for all real x at w = 0 and w = 1 when it is affine
+  in w (it then holds for every w between), else for w in [0.1, 1] (bisected in ω = 1 − w).
 
 The ``sigmoid`` form's curves fix y and w at the positive's (1, 1) and the negative's
 (0, 0) values (``substitution``: where the formula is undefined there, the guarded value
@@ -187,25 +188,46 @@ def prove_convergence(curves: list[Curve], monotone: Proof, deadline: float) -> 
                  "; ".join(domains))
 
 
+def _sign_over_w(expr: sympy.Expr, sign: str, deadline: float) -> Proof:
+    """``expr`` (in x and w) has ``sign`` for all real x and every w: at w's two ends when affine in w, else on a box.
+
+    An affine function of w lies between its values at w = 0 and w = 1, so then two
+    one-variable proofs cover the whole range (0, 1]; otherwise x and ω = 1 − w are bounded
+    together, ω in [0, 0.9] required.
+    """
+    box, required = {x: (-INF, INF)}, {x: LOGITS}
+    if not sympy.diff(expr, w).has(w):
+        arguments, domains = [], []
+        for end in (0, 1):
+            proof = prove_sign(expr.xreplace({w: end}), box, sign, deadline=deadline, required=required)
+            if proof.status != "proved":
+                return proof
+            arguments.append(proof.argument)
+            domains.append(f"w = {end}: {proof.domain}")
+        return Proof("proved", f"affine in w, so decided at w = 0 and w = 1 ({'; '.join(arguments)})",
+                     f"{'; '.join(domains)}, so every w in [0, 1]")
+    # in ω = 1 − w, terms such as w − σ(x) become σ(−x) − ω: no cancellation near w = 1 at large x
+    proof = prove_sign(expr.xreplace({w: 1 - OMEGA}), {**box, OMEGA: (0.0, 1.0)}, sign, deadline=deadline,
+                       required={**required, OMEGA: (0.0, 0.9)})
+    return dataclasses.replace(proof, domain=f"{proof.domain} (omega = 1 - w)") if proof.status == "proved" else proof
+
+
 def prove_iou_aware(expr: sympy.Expr, deadline: float) -> Proof:
     """The positive's optimum never moves toward 0 as w grows: it falls in x for every w, or Topkis applies."""
     positive = substitute(expr, {y: 1})
     if not positive.has(w):
         return Proof("proved", "the positive loss does not depend on w", "all real x, every w")
-    # in ω = 1 − w, terms such as w − σ(x) become σ(−x) − ω: no cancellation near w = 1 at large x
-    box, required = {x: (-INF, INF), OMEGA: (0.0, 1.0)}, {x: LOGITS, OMEGA: (0.0, 0.9)}
-    falls = prove_sign(sympy.diff(positive, x).xreplace({w: 1 - OMEGA}), box, "nonpositive", deadline=deadline,
-                       required=required)
+    falls = _sign_over_w(sympy.diff(positive, x), "nonpositive", deadline)
     if falls.status == "proved":
         return Proof("proved", f"the positive loss falls in x for every w ({falls.argument}), so its optimum stays "
-                     "at the label", f"{falls.domain} (omega = 1 - w)")
+                     "at the label", falls.domain)
     cross = sympy.diff(positive, x, w)
     argument = "Topkis: d2L/dx dw <= 0 (decreasing differences), so the minimizer in x is non-decreasing in w"
     if assumption_sign(cross, "nonpositive"):
         return Proof("proved", f"{argument} (SymPy assumptions)", "all real x, every w")
-    proof = prove_sign(cross.xreplace({w: 1 - OMEGA}), box, "nonpositive", deadline=deadline, required=required)
+    proof = _sign_over_w(cross, "nonpositive", deadline)
     if proof.status == "proved":
-        return Proof("proved", f"{argument} ({proof.argument})", f"{proof.domain} (omega = 1 - w)")
+        return Proof("proved", f"{argument} ({proof.argument})", proof.domain)
     # both conditions are only sufficient: their failure refutes nothing
     return Proof.undecided(f"neither falls in x for every w nor d2L/dx dw <= 0 shown "
                            f"({proof.detail or 'wrong sign somewhere'})", timed_out=proof.timed_out)

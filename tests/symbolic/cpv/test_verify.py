@@ -38,7 +38,8 @@ def test_proofs_say_which_argument_decided_them_and_on_what_domain(zoo_verdicts)
     cse_b = zoo_verdicts["cse_b_cls"].result("monotonicity")
     assert "branch and bound" in cse_b.argument and "all real x" in cse_b.domain
     assert "leading-term analysis" in zoo_verdicts["cse_b_cls"].result("convergence").argument
-    assert "Topkis" in zoo_verdicts["cse_b_cls"].result("iou_aware").argument
+    iou_aware = zoo_verdicts["cse_b_cls"].result("iou_aware")  # its cross derivative is affine in w
+    assert "Topkis" in iou_aware.argument and "every w in [0, 1]" in iou_aware.domain
     ce = zoo_verdicts["cse_a_cls"].result("monotonicity")  # every number of classes, every IoU
     assert "all real rho" in ce.domain and "w in [0, 1]" in ce.domain
     assert "x_t -> +inf" in zoo_verdicts["ce"].result("convergence").domain
