@@ -7,7 +7,8 @@ are factored (SymPy's ``factor_list``) and each factor is decided alone: a facto
 polynomial in variables running to +∞ (from a bound ≥ 0, such as a box area) keeps the sign
 its coefficients share, each a polynomial in the bounded variables decided on their box by
 the caller's ``decide`` (``sign_proofs``: assumptions, then branch and bound), so the proof
-holds for every value of the unbounded ones — every scale. Even powers are ≥ 0; a
+holds for every value of the unbounded ones — every scale; a root of such a variable, √A,
+is first made polynomial by the increasing substitution A = s². Even powers are ≥ 0; a
 denominator factor must be strictly signed. The analysis proves or stays undecided; it
 never refutes (branch and bound finds counterexamples).
 """
@@ -36,7 +37,7 @@ def _factor_sign(factor: sympy.Expr, box, deadline, decide) -> str | None:
             return sign
     unbounded = [v for v in factor.free_symbols if box[v][1] == math.inf and box[v][0] >= 0]
     bounded = {v: box[v] for v in box if v not in unbounded}
-    if unbounded:
+    if unbounded and factor.is_polynomial(*unbounded):  # else (a root of a sum) it is bounded as a whole
         poly = sympy.Poly(factor, *unbounded)
         constant = poly.coeff_monomial(1)
         coefficients = [c for c in poly.coeffs() if c != 0]
@@ -59,6 +60,25 @@ def is_rational(expr: sympy.Expr) -> bool:
         p.exp.free_symbols for p in expr.atoms(sympy.Pow))
 
 
+def _integer_powers(expr: sympy.Expr, box: dict) -> tuple[sympy.Expr, dict]:
+    """``expr`` and ``box`` with each variable ≥ 0 that appears under a root, say A^(1/k), written as s^k.
+
+    s = A^(1/k) is increasing and maps [lo, hi] onto [lo^(1/k), hi^(1/k)], so a sign on the
+    new box is the sign on the old one, and √A terms become polynomial in s.
+    """
+    for variable in list(box):
+        lo, hi = box[variable]
+        roots = [p.exp.q for p in expr.atoms(sympy.Pow) if p.base == variable and p.exp.is_Rational]
+        k = math.lcm(*roots) if roots else 1
+        if k == 1 or lo < 0 or not variable.is_positive:
+            continue
+        root = sympy.Symbol(f"{variable.name}_root{k}", positive=True)
+        expr = expr.xreplace({variable: root**k})
+        box = {(root if v == variable else v): ((lo ** (1 / k), hi ** (1 / k)) if v == variable else b)
+               for v, b in box.items()}
+    return expr, box
+
+
 def prove_rational_sign(expr: sympy.Expr, box: dict, sign: str, deadline: float, *, decide) -> Proof:
     """The sign of a rational function from the signs of its numerator's and denominator's factors.
 
@@ -69,6 +89,8 @@ def prove_rational_sign(expr: sympy.Expr, box: dict, sign: str, deadline: float,
     """
     if not is_rational(expr) or not expr.free_symbols <= set(box) or sympy.count_ops(expr) > RATIONAL_MAX_OPS:
         return Proof.undecided("not a small rational function")
+    domain = ", ".join(describe_range(v.name, *box[v]) for v in box)
+    expr, box = _integer_powers(expr, box)
     numerator, denominator = sympy.fraction(sympy.together(expr))
     negative, strict = False, True
     for part, is_denominator in ((numerator, False), (denominator, True)):
@@ -90,7 +112,6 @@ def prove_rational_sign(expr: sympy.Expr, box: dict, sign: str, deadline: float,
             negative ^= found in ("negative", "nonpositive") and power % 2 == 1
             strict &= found in ("positive", "negative")
     holds = {"nonnegative": not negative, "nonpositive": negative, "positive": not negative and strict}[sign]
-    domain = ", ".join(describe_range(v.name, *box[v]) for v in box)
     if holds:
         return Proof("proved", "rational sign analysis (the signs of its factors)", domain)
     return Proof.undecided("the factors' signs give the other sign")

@@ -2,15 +2,18 @@
 
 The principle (one for every regression loss; the requirement of Liu et al., ICLR 2021,
 Sec. 3 "convergence property verification": the regression loss must not fall as the
-predicted box moves away from the ground truth, at every scale). A move away lowers (or
-keeps) the IoU v = i/u, and lets the union u and the enclosing box e grow (or stay) with
-the union's share of the enclosing box, u/e, not rising — every translation, scaling and
-aspect change of the probe is such a move. In the coordinates (v, u, e) these moves form
-the cone spanned by three directions: the IoU falls at fixed u and e; the enclosing box
-grows at fixed v and u; union and enclosing box grow together at fixed v and u/e. So the
-loss never falls under any move away, at any point and scale, exactly when
+predicted box moves away from the ground truth, at every scale). A move away does not raise
+the overlap i or the IoU v = i/u, and lets the union u and the enclosing box e grow (or
+stay) with the union's share of the enclosing box, u/e, not rising — every translation,
+scaling and aspect change of the probe is such a move. Two sets of directions each span a
+cone that holds all these moves, so either set of sign conditions shows the loss never
+falls under any move away, at any point and scale:
 
-    ∂L/∂v ≤ 0,    ∂L/∂e ≥ 0,    u·∂L/∂u + e·∂L/∂e ≥ 0      (L written in v, u, e).
+* in (v, u, e) — the IoU falls at fixed u and e; the enclosing box grows at fixed v and u;
+  union and enclosing box grow together at fixed v and u/e (the coordinates of IoU-style
+  losses):  ∂L/∂v ≤ 0,  ∂L/∂e ≥ 0,  u·∂L/∂u + e·∂L/∂e ≥ 0  (L written in v, u, e);
+* in (i, u, e) — the overlap falls, the union grows, the enclosing box grows, each alone
+  (the coordinates of losses written in raw areas):  ∂L/∂i ≤ 0,  ∂L/∂u ≥ 0,  ∂L/∂e ≥ 0.
 
 ``prove_consistency`` writes the loss as L(v·u, u, e) — the published losses are functions
 of the IoU and the enclosing-area ratio, and the substitution removes the cancellation that
@@ -57,22 +60,29 @@ GAP_END = 4.0  # translations run to offset 4 box sizes (a gap of 3)
 INF = math.inf
 
 
-def cone_conditions(expr: sympy.Expr) -> list[tuple[str, sympy.Expr, str]]:
-    """(what, expression in v, r, E, sign it must have) for the three directions of a move away."""
-    written = expr.xreplace({i: v * u})
-    conditions = [("the IoU falls", sympy.diff(written, v), "nonpositive"),
-                  ("the enclosing box grows", sympy.diff(written, e), "nonnegative"),
-                  ("union and enclosing box grow together", u * sympy.diff(written, u) + e * sympy.diff(written, e),
-                   "nonnegative")]
-    at = {u: r * E, e: E}
+def cone_conditions(expr: sympy.Expr, coordinates: str = "iou") -> list[tuple[str, sympy.Expr, str]]:
+    """(what, expression in v, r, E, sign it must have) for the three directions of a move away.
+
+    ``coordinates``: "iou" for the directions in (v, u, e), "areas" for those in (i, u, e).
+    """
+    if coordinates == "iou":
+        written = expr.xreplace({i: v * u})
+        conditions = [("the IoU falls", sympy.diff(written, v), "nonpositive"),
+                      ("the enclosing box grows", sympy.diff(written, e), "nonnegative"),
+                      ("union and enclosing box grow together",
+                       u * sympy.diff(written, u) + e * sympy.diff(written, e), "nonnegative")]
+    else:
+        conditions = [("the overlap falls", sympy.diff(expr, i), "nonpositive"),
+                      ("the union grows", sympy.diff(expr, u), "nonnegative"),
+                      ("the enclosing box grows", sympy.diff(expr, e), "nonnegative")]
+    at = {i: v * r * E, u: r * E, e: E}
     return [(what, sympy.expand_power_base(condition.xreplace(at)), sign) for what, condition, sign in conditions]
 
 
-def prove_cone(expr: sympy.Expr, deadline: float) -> Proof:
-    """The three sign conditions over every IoU, enclosing ratio and area."""
+def _prove_directions(expr: sympy.Expr, coordinates: str, deadline: float) -> Proof:
     box = {v: (0.0, 1.0), r: (0.0, 1.0), E: (0.0, INF)}
     arguments = []
-    for what, condition, sign in cone_conditions(expr):
+    for what, condition, sign in cone_conditions(expr, coordinates):
         if time.perf_counter() > deadline:
             return Proof.undecided("before every direction was decided", timed_out=True)
         if condition == 0 or assumption_sign(condition, sign):
@@ -83,8 +93,21 @@ def prove_cone(expr: sympy.Expr, deadline: float) -> Proof:
             why = "wrong sign somewhere in the relaxed domain" if proof.status == "refuted" else proof.detail
             return Proof.undecided(f"as {what}: {why}", timed_out=proof.timed_out)
         arguments.append(proof.argument)
-    return Proof("proved", "sign of dL along the three directions of a move away (" + "; ".join(arguments) + ")",
+    names = "(v, u, e)" if coordinates == "iou" else "(i, u, e)"
+    return Proof("proved", f"sign of dL along the three directions of a move away in {names} ("
+                 + "; ".join(arguments) + ")",
                  "every IoU in [0, 1], enclosing ratio u/e in [0, 1] and area e > 0")
+
+
+def prove_cone(expr: sympy.Expr, deadline: float) -> Proof:
+    """The three sign conditions in (v, u, e), else in (i, u, e), over every IoU, enclosing ratio and area."""
+    in_iou = _prove_directions(expr, "iou", deadline)
+    if in_iou.status == "proved" or in_iou.timed_out:
+        return in_iou
+    in_areas = _prove_directions(expr, "areas", deadline)
+    if in_areas.status == "proved":
+        return in_areas
+    return Proof.undecided(f"{in_iou.detail}; in (i, u, e): {in_areas.detail}", timed_out=in_areas.timed_out)
 
 
 def path_families():
