@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import sys
@@ -34,8 +35,8 @@ from autoloss.report_command import REPORT_COMMANDS, add_report_parser
 from autoloss.search_command import SEARCH_COMMANDS, add_search_parser
 from autoloss.simulate_command import SIMULATE_COMMANDS, add_simulate_parser
 from symbolic.candidate import Candidate
+from symbolic.cpv import DEFAULT_TIME_BUDGET, Verdict, format_verdict, verify
 from symbolic.forms import FORMS
-from symbolic.verify import format_verdict, verify
 from symbolic.zoo import KNOWN_LOSSES
 
 
@@ -66,27 +67,20 @@ def format_show(report: dict) -> str:
 
 def run_verify(args: argparse.Namespace) -> dict:
     """``autoloss verify EXPR --form F``: the convergence-property verdict of a formula."""
+    if not math.isfinite(args.time_budget) or args.time_budget < 0:
+        raise UsageError(f"--time-budget must be a finite number of seconds >= 0, got {args.time_budget}",
+                         where="--time-budget", hint="give e.g. 5 (0 skips the proofs)")
     candidate = Candidate.parse(args.expr, args.form)
     return {"candidate": describe(candidate), "verdict": verify(candidate, time_budget=args.time_budget).to_dict()}
 
 
 def format_verify(report: dict) -> str:
     """Text report of ``verify``: the verdict, one line per property."""
-    from symbolic.verify import Verdict
-
     return format_verdict(Verdict.from_json(report["verdict"]))
 
 
 def _cpv_summary(verdict: dict) -> str:
-    statuses = [p["status"] for p in verdict["properties"] if p["required"]]
-    if not verdict["passed"]:
-        return "FAILED " + ",".join(verdict_failed(verdict))
-    return f"passed ({statuses.count('proved')}/{len(statuses)} proved)"
-
-
-def verdict_failed(verdict: dict) -> list[str]:
-    """Names of the required properties a verdict dict failed."""
-    return [p["name"] for p in verdict["properties"] if p["required"] and p["status"] == "failed"]
+    return Verdict.from_json(verdict).summary().text()
 
 
 def run_zoo(args: argparse.Namespace) -> dict:
@@ -155,8 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("expr", help="the formula or zoo name, as for show")
     check.add_argument("--form", choices=sorted(FORMS), help="the loss form the formula belongs to (not needed "
                        "for a zoo name)")
-    check.add_argument("--time-budget", type=float, default=1.0, metavar="SECONDS",
-                       help="time for proof attempts (default 1.0); unproved properties are reported as sampled")
+    check.add_argument("--time-budget", type=float, default=DEFAULT_TIME_BUDGET, metavar="SECONDS",
+                       help=f"time for proof attempts (default {DEFAULT_TIME_BUDGET:g}); unproved properties are "
+                       "reported as sampled")
 
     sub.add_parser("zoo", parents=[json_flag],
                    help="the known losses (baselines and published CSE-Autoloss losses) with their CPV verdicts")

@@ -171,7 +171,7 @@ def torch_installed() -> bool:
 
 def verdict_line(candidate: Candidate) -> str:
     """The CPV verdict of a formula in one line, e.g. ``passed (monotonicity proved, finiteness sampled)``."""
-    from symbolic.verify import verify
+    from symbolic.cpv import verify
 
     verdict = verify(candidate)
     statuses = ", ".join(f"{p.name} {p.status}" for p in verdict.properties if p.required)

@@ -19,18 +19,14 @@ from autoloss.evolution import hall_of_fame
 from autoloss.run_store import HALL_OF_FAME, PROGRESS, RESULT, RunStore
 from autoloss.search_config import SearchConfig
 from symbolic.candidate import Candidate
+from symbolic.cpv import VerdictSummary
 
 PAPER_COLUMNS = ("AP", "AP50", "AP75", "AP_S", "AP_M", "AP_L")  # CSE-Autoloss, Tables 2-4
 
 
 def cpv_summary(cpv: dict | None) -> str:
     """``passed (2/3 proved)``, ``failed: monotonicity`` or ``not checked`` (baselines without CPV)."""
-    if cpv is None:
-        return "not checked"
-    if not cpv["passed"]:
-        return "failed: " + ", ".join(cpv["failed"])
-    total = len(cpv["proved"]) + len(cpv["sampled"])
-    return f"passed ({len(cpv['proved'])}/{total} proved)"
+    return "not checked" if cpv is None else VerdictSummary.from_dict(cpv).text()
 
 
 def hall_of_fame_entries(evaluated: list[dict], size: int, branch: str, form: str) -> list[dict]:

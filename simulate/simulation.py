@@ -1,7 +1,7 @@
 """Model optimization simulation (MOS): short optimizations of many candidates in one compiled program.
 
 A :class:`Simulator` is built once per search: it loads the data, gets the cached warm start
-(:mod:`simulate.verification`), draws the verification set, caches the features below the
+(:mod:`simulate.warm_start`), draws the verification set, caches the features below the
 prediction layers (:mod:`simulate.heads`) and simulates the branch's default loss as the
 *baseline*. Then :meth:`Simulator.simulate_many` takes candidates in batches of ``batch_size``,
 with the parameters stacked across the batch and each optimizer step one jitted call for all:
@@ -58,7 +58,7 @@ from detection.optim import OptimizerConfig, make_optimizer
 from simulate.heads import TRAIN_CHOICES, head_task, with_fresh_output_layer
 from simulate.interpreter import encode, encode_tree, length_class, run_program
 from simulate.linearized import derivatives_fn, first_order_loss, loss_inputs
-from simulate.verification import verification_set, warm_start
+from simulate.warm_start import verification_set, warm_start
 from symbolic.candidate import Candidate
 from symbolic.zoo import KNOWN_LOSSES
 

@@ -37,8 +37,7 @@ import sympy
 from symbolic import primitives
 from symbolic.forms import Form
 from symbolic.operators import BY_HEAD, JAX, NUMPY, OPERATORS
-
-Instruction = tuple[Callable[..., object], tuple[int, ...]]
+from symbolic.straight_line import StraightLineCode
 
 
 class LoweringError(ValueError):
@@ -80,31 +79,6 @@ Primitive = Callable[..., object]  # primitive(B, *args), a function of symbolic
 _STEPS: dict[type, Primitive] = {head: op.compute for head, op in BY_HEAD.items()}
 _STEPS |= {sympy.sign: _sign, sympy.Heaviside: _heaviside}  # only in derivatives, for verification
 _STABLE_LOG_STEPS: dict[type, Primitive] = {head: op.stable_log for head, op in BY_HEAD.items() if op.stable_log}
-
-
-class StraightLineCode:
-    """An expression compiled to straight-line code: each distinct subexpression once, in order.
-
-    Subclasses say what an instruction is (``_compile_node``) and how to run the code.
-    """
-
-    def __init__(self, expr: sympy.Expr):
-        self.instructions: list[Instruction] = []
-        self._slots: dict[sympy.Expr, int] = {}
-        self.output = self._compile(expr)
-
-    def _emit(self, rule, args: tuple[int, ...] = ()) -> int:
-        self.instructions.append((rule, args))
-        return len(self.instructions) - 1
-
-    def _compile(self, expr: sympy.Expr) -> int:
-        slot = self._slots.get(expr)
-        if slot is None:
-            slot = self._slots[expr] = self._compile_node(expr)
-        return slot
-
-    def _compile_node(self, expr: sympy.Expr) -> int:
-        raise NotImplementedError
 
 
 class Program(StraightLineCode):

@@ -2,7 +2,7 @@
 
 ``check_trees(trees, form)`` evaluates every tree on the form's CPV probe with
 ``numeric.evaluate_trees`` (shared subtrees computed once across the batch) and applies
-the same rules as the per-candidate verifier (``cpv_rules``), with finite-difference
+the same rules as the per-candidate verifier (``rules``), with finite-difference
 slopes. It runs in two stages so that most trees cost only a few dozen points:
 
 1. a screen on a subsample of the probe (every 50th logit of each curve with both ends, or
@@ -26,8 +26,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from symbolic.cpv_grids import probe_for
-from symbolic.cpv_rules import FLAT_RTOL, FLOAT32_MAX, classification_rules, finiteness_rule, regression_rules
+from symbolic.cpv.grids import probe_for
+from symbolic.cpv.rules import FLAT_RTOL, FLOAT32_MAX, classification_rules, finiteness_rule, regression_rules
 from symbolic.forms import get_form
 from symbolic.numeric import evaluate_trees, tree_values
 from symbolic.tree import Tree, iter_paths

@@ -9,6 +9,10 @@ elementary operation; a few ulps, relative and absolute, after library functions
 error is not correctly rounded), NaN bounds become ±inf, and sign facts that rounding
 could blur are restored exactly (a product of two non-negative intervals stays ≥ 0, an
 S-curve stays in [0, 1]), so a bound that proves a sign is never an artefact of underflow.
+The S-curves are computed in cancellation-free forms (erf_s through erfc, gd_s as
+(2/π)·atan(e^(πa/4)), alf_s as in ``functions.ScaledAlf.mp_value``), not the operator
+table's (1 + f(a))/2, so their tails keep a relative accuracy and a tiny loss term still
+has a sign.
 
 Semantics: enclosures are of the mathematical function. Where it is undefined, they also
 contain the value of the operator table's guarded numerics: ``log`` and ``sqrt`` use their
@@ -29,12 +33,13 @@ import sympy
 from scipy import special
 
 from symbolic.functions import Relu, ScaledAlf, ScaledErf, ScaledGd, Sigmoid, Softplus
-from symbolic.lowering import StraightLineCode
-from symbolic.operators import LOG_FLOOR, NUMPY, OPERATORS, SQRT_FLOOR
+from symbolic.operators import LOG_FLOOR, SQRT_FLOOR
+from symbolic.straight_line import StraightLineCode
 
 EPS = np.finfo(np.float64).eps
 LIBRARY_RELATIVE_ERROR = 8 * EPS  # bound on the error of NumPy/SciPy transcendental functions
-LIBRARY_ABSOLUTE_ERROR = 8 * EPS  # for S-curves computed as (1 + f(a))/2: cancellation near 0
+LIBRARY_ABSOLUTE_ERROR = 8 * EPS  # for erf near 0
+SCURVE_RELATIVE_ERROR = 1e-12  # cephes erfc: peak relative error 5.7e-14 (its documentation); a wide margin
 
 
 class IntervalUnsupported(ValueError):
@@ -214,9 +219,17 @@ def _periodic(shift: float):
         low = np.where(wide | contains(safe_lo, safe_hi, -math.pi / 2 - shift), -1.0, low)
         # the argument itself carries round-off proportional to its size
         slack = 4 * EPS * np.maximum(np.abs(safe_lo), np.abs(safe_hi)) + 4 * EPS
-        return _clip(low - slack, high + slack, -1.0, 1.0)
+        low, high = _clip(low - slack, high + slack, -1.0, 1.0)
+        # sign facts the slack would blur: sin ≥ 0 on [0, π] and ≤ 0 on [−π, 0] (cos: shifted by π/2)
+        margin = 4 * EPS if shift else 0.0  # lo + π/2 is rounded; lo itself is exact
+        nonneg = finite & (lo + shift >= margin) & (hi + shift <= _PI_BELOW)
+        nonpos = finite & (lo + shift >= -_PI_BELOW) & (hi + shift <= -margin)
+        return np.where(nonneg, np.maximum(low, 0.0), low), np.where(nonpos, np.minimum(high, 0.0), high)
 
     return rule
+
+
+_PI_BELOW = float(np.nextafter(math.pi, 0.0)) - 4 * EPS  # safely below π, even after rounding of lo + shift
 
 
 def _step(at_zero: float):
@@ -226,9 +239,32 @@ def _step(at_zero: float):
     return lambda a: (step(a[0]), step(a[1]))
 
 
-def _scurve(operator_name: str):
-    compute = OPERATORS[operator_name].compute
-    return _monotone(lambda v: compute(NUMPY, v), 0.0, 1.0, LIBRARY_ABSOLUTE_ERROR)
+def _scaled_erf(v):
+    return special.erfc(-math.sqrt(math.pi) / 4 * v) / 2
+
+
+def _scaled_gd(v):
+    return 2 / math.pi * np.arctan(np.exp(math.pi / 4 * v))
+
+
+def _scaled_alf(v):
+    h = v / 2
+    s = np.hypot(1.0, h)
+    return np.where(h < 0, 1 / (2 * s * (s - h)), (s + h) / (2 * s))
+
+
+def _scurve(function):
+    """An S-curve's rule, computed without cancellation so that its tails keep their relative accuracy."""
+
+    def value(v):  # the limits 0 and 1 at ∓∞ exactly
+        return np.where(np.isinf(v), (np.sign(v) + 1) / 2, function(np.where(np.isinf(v), 0.0, v)))
+
+    def rule(a):
+        with np.errstate(all="ignore"):
+            lo, hi = value(a[0]), value(a[1])
+        return _clip(*_outward(lo, hi, SCURVE_RELATIVE_ERROR), 0.0, 1.0)
+
+    return rule
 
 
 _FUNCTION_RULES = {
@@ -244,9 +280,9 @@ _FUNCTION_RULES = {
     Sigmoid: _monotone(special.expit, 0.0, 1.0),
     Softplus: _monotone(lambda v: np.logaddexp(0.0, v), 0.0),
     Relu: lambda a: (np.maximum(a[0], 0.0), np.maximum(a[1], 0.0)),
-    ScaledErf: _scurve("erf_s"),
-    ScaledGd: _scurve("gd_s"),
-    ScaledAlf: _scurve("alf_s"),
+    ScaledErf: _scurve(_scaled_erf),
+    ScaledGd: _scurve(_scaled_gd),
+    ScaledAlf: _scurve(_scaled_alf),
 }
 
 

@@ -1,4 +1,4 @@
-"""The verification set and the warm start: what every simulation of a search shares.
+"""The warm start and the verification set (one image per class): what every simulation of a search shares.
 
 *Verification set* — "#class images" in the paper: for each class, ``images_per_class`` images
 of the training split that contain it, drawn with a seeded generator, all distinct. The

@@ -6,7 +6,7 @@ import pytest
 from detection.datasets import load_dataset
 from detection.fcos import FCOSConfig
 from detection.optim import OptimizerConfig
-from simulate.verification import verification_indices, warm_start
+from simulate.warm_start import verification_indices, warm_start
 
 
 def test_each_class_gets_its_own_images_and_the_draw_is_seeded(tiny_train_spec):

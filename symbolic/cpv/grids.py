@@ -1,7 +1,7 @@
 """The probe inputs of sampled convergence property verification (CPV), one layout per form.
 
 All probes are fixed (seeded), float64, and shared by the per-candidate verifier
-(``symbolic.verify``) and the batched screen (``symbolic.verify_batch``), so both judge a
+(``symbolic.cpv.verify``) and the batched screen (``symbolic.cpv.batch``), so both judge a
 loss on the same points.
 
 Classification (``sigmoid``, ``softmax``): logits x ∈ [−100, 100], the range a detector
@@ -30,7 +30,7 @@ r ∈ {1, 2, 1/3} (areas 1/3 to 2·10⁵ px²); paths from the perfect match: tr
 directions to offset 1 box size (IoU 0; 48 linear steps) and on to a gap of 3 box sizes
 (48 geometric gap steps from 0.01), scaling up ×1→×10 and down ×1→×0.01, and aspect change
 (width ×k, height ÷k and the reverse, k 1→10), 96 points per path; (i, u, e) from
-``forms.box_areas``. A dependence probe moves e alone (e → 1.25e on the form's probe inputs).
+``forms.box_areas``; then the form's seeded probe inputs (random box pairs).
 """
 
 from __future__ import annotations
@@ -172,14 +172,14 @@ def _softmax_probe() -> ClassificationProbe:
 
 @dataclasses.dataclass(frozen=True)
 class RegressionProbe:
-    """All box paths, each PATH_POINTS rows long, then the e-dependence probe pair."""
+    """All box paths, each PATH_POINTS rows long, then the form's random box pairs."""
 
     inputs: dict[str, np.ndarray]  # i, u, e
     paths: np.ndarray  # int [P, PATH_POINTS]: rows of each path, moving away from the ground truth
     descriptions: tuple[str, ...]  # per path
     parameters: np.ndarray  # [P, PATH_POINTS]: the path parameter (offset, scale or aspect factor)
     translation: np.ndarray  # bool [P]: a translation path (has a non-overlap part)
-    dependence_rows: tuple[np.ndarray, np.ndarray]  # probe rows, and the same with e × 1.25
+    sample_rows: np.ndarray  # rows of the form's seeded probe inputs (forms.Form.probe_inputs)
 
 
 def _box(cx, cy, width, height):
@@ -211,12 +211,9 @@ def _regression_probe() -> RegressionProbe:
             for kind, k in factors.items():
                 sx, sy = {"scale up": (k, k), "scale down": (k, k), "wider": (k, 1 / k), "taller": (1 / k, k)}[kind]
                 add_path(_box(0.0, 0.0, width * sx, height * sy), gt, f"{box}, {kind} by factor t", k, False)
-    probe = get_form("reg").probe_inputs()
-    moved = dict(probe, e=probe["e"] * 1.25)
-    plain = stack.add(**probe)
-    moved_rows = stack.add(**moved)
+    sample_rows = stack.add(**get_form("reg").probe_inputs())
     return RegressionProbe(stack.inputs(), np.array(paths), tuple(descriptions), np.array(parameters),
-                           np.array(translation), (plain, moved_rows))
+                           np.array(translation), sample_rows)
 
 
 @functools.cache
