@@ -2,7 +2,8 @@
 evaluate a saved one.
 
 Both print the COCO AP table (or one JSON object with ``--json``); the training progress bar goes to
-stderr. Dataset and loss errors are usage errors (exit 2), see :data:`autoloss.cli.USAGE_ERRORS`.
+stderr. Dataset and loss errors are usage errors (exit 2), see :mod:`autoloss.cli_contract`. ``train``
+writes only into a missing or empty ``--out`` folder, or one of its own runs (which it resumes).
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ from __future__ import annotations
 import argparse
 import datetime
 import math
+from pathlib import Path
 
+from autoloss.cli_contract import UsageError
 from autoloss.loss_specs import resolve_cls_loss, resolve_reg_loss
 from detection.detectors import DETECTORS, get_detector
 from detection.evaluation import format_ap_table
 from detection.experiment import (
     DEFAULT_BATCH_SIZE,
+    EXPERIMENT_FILE,
     evaluate_checkpoint,
     read_experiment_metadata,
     run_directory,
@@ -24,21 +28,35 @@ from detection.experiment import (
 from detection.shapes import SPLITS
 
 DATA_HELP = ("dataset: shapes (built-in, generated on first use), shapes:KEY=VALUE,... (a variant, e.g. "
-             "shapes:seed=1,classes=6), coco:ANN_JSON:IMG_DIR or voc:VOC_DIR")
+             "shapes:seed=1,classes=6), coco:ANN.json:IMG_DIR or voc:VOC_DIR (any classes); options before the "
+             "first colon, e.g. coco,holdout=0.2:ANN.json:IMG_DIR or voc,classes=cat+dog:DIR. Without --eval-data, "
+             "a coco file (or a VOC folder without split lists) keeps a seeded 10%% back for evaluation")
 
 
 def run_train(args: argparse.Namespace) -> dict:
     """``autoloss train``: train a detector, save it to --out and report its metrics on the eval split."""
     detector = get_detector(args.detector)
-    if (args.steps is not None and args.steps < 1) or args.batch_size < 1 or args.image_size < 32:
-        raise ValueError("--steps and --batch-size must be positive and --image-size at least 32")
+    for flag, value, low in (("--steps", args.steps, 1), ("--batch-size", args.batch_size, 1),
+                             ("--image-size", args.image_size, 32), ("--data-workers", args.data_workers, 0)):
+        if value is not None and value < low:
+            raise UsageError(f"{flag} must be at least {low}, got {value}", where=flag)
+    if args.max_size is not None and args.max_size < args.image_size:
+        raise UsageError(f"--max-size must be at least --image-size ({args.image_size}), got {args.max_size}",
+                         where="--max-size")
+    if args.preset not in detector.presets:  # before the data is loaded
+        raise UsageError(f"unknown {args.detector} preset {args.preset!r}", where="--preset",
+                         hint=f"choose one of {', '.join(detector.presets)}")
+    out_dir = args.out or f"runs/train-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    check_train_directory(out_dir)
     cls_spec = resolve_cls_loss(args.loss_cls or detector.default_cls_loss, detector.cls_form)
     reg_spec = resolve_reg_loss(args.loss_reg)
-    out_dir = args.out or f"runs/train-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     result = run_experiment(
         detector=args.detector,
         data=args.data,
+        eval_data=args.eval_data,
         image_size=args.image_size,
+        max_size=args.max_size,
+        workers=args.data_workers,
         preset=args.preset,
         cls_loss=cls_spec.fn,
         reg_loss=reg_spec.fn,
@@ -53,6 +71,18 @@ def run_train(args: argparse.Namespace) -> dict:
     return {"command": "train", "detector": args.detector, "data": args.data, **_finite(result.to_dict())}
 
 
+def check_train_directory(out_dir: str) -> None:
+    """UsageError unless ``out_dir`` is missing, an empty folder, or a run of ``autoloss train`` (to resume)."""
+    path = Path(out_dir)
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise UsageError(f"{path} exists and is not a folder", where="--out", hint="choose another --out")
+    if any(path.iterdir()) and not (path / EXPERIMENT_FILE).is_file():
+        raise UsageError(f"{path} is not empty and not a run of autoloss train (no {EXPERIMENT_FILE})",
+                         where="--out", hint="choose a new or empty --out (nothing in it was changed)")
+
+
 def format_train(report: dict) -> str:
     """Text report of ``train``: the run's settings and speed, then the AP table."""
     loss = report["final_loss"]
@@ -60,9 +90,18 @@ def format_train(report: dict) -> str:
         f"trained {report['steps']} steps (batch {report['batch_size']}, seed {report['seed']}) in "
         f"{report['train_seconds']:.0f} s, {report['images_per_second']:.0f} images/s; final loss "
         + ("-" if loss is None else f"{loss:.4f}"),
-        f"model saved to {report['out_dir']}; AP on {report['data']} {report['eval_split']}:",
+        describe_datasets(report["datasets"]),
+        f"model saved to {report['out_dir']}; AP:",
     ]
     return "\n".join([*lines, format_ap_table(_nan(report["metrics"]))])
+
+
+def describe_datasets(datasets: dict) -> str:
+    """One line: what a training saw and what it was evaluated on, and whether the two share images."""
+    shared = datasets["shared_images"]
+    return (f"trained on {datasets['train_images']} images of {datasets['train']}; evaluated on "
+            f"{datasets['eval_images']} images of {datasets['eval']} "
+            + (f"({shared} of them also training images)" if shared else "(none of them trained on)"))
 
 
 def run_evaluate(args: argparse.Namespace) -> dict:
@@ -71,7 +110,7 @@ def run_evaluate(args: argparse.Namespace) -> dict:
         metadata = read_experiment_metadata(args.checkpoint)
         metrics = evaluate_checkpoint(args.checkpoint, data=args.data, split=args.split)
     except FileNotFoundError as error:
-        raise ValueError(str(error)) from None
+        raise UsageError(str(error), where="RUN_DIR") from None
     return {
         "command": "evaluate",
         "checkpoint": str(run_directory(args.checkpoint)),
@@ -104,6 +143,10 @@ def add_detector_commands(sub: argparse._SubParsersAction, json_flag: argparse.A
     train.add_argument("--detector", default="fcos", metavar="{" + ",".join(DETECTORS) + "}",
                        help="one-stage fcos (sigmoid-form cls loss, default) or two-stage faster-rcnn (softmax form)")
     train.add_argument("--data", default="shapes", help=DATA_HELP)
+    train.add_argument("--eval-data", metavar="SPEC", help="separate evaluation data, read whole unless it has "
+                       "splits of its own (default: --data's evaluation split or held-out part)")
+    train.add_argument("--data-workers", type=int, default=0, help="input pipeline worker processes (default 0: "
+                       "decode in background threads; use a few for large images)")
     train.add_argument(
         "--loss-cls",
         metavar="NAME_OR_EXPR",
@@ -132,7 +175,10 @@ def add_detector_commands(sub: argparse._SubParsersAction, json_flag: argparse.A
         help="run directory (default runs/train-TIMESTAMP); "
         "an existing one with a checkpoint of the same settings is resumed",
     )
-    train.add_argument("--image-size", type=int, default=128, help="square image side in pixels (default 128)")
+    train.add_argument("--image-size", type=int, default=128, help="shorter image side S in pixels, aspect ratio "
+                       "kept (default 128)")
+    train.add_argument("--max-size", type=int, help="longer image side at most L (default: --image-size, i.e. fit "
+                       "into a square; the paper uses 800 and 1333)")
     train.add_argument("--preset", default="tiny", help="detector size: tiny (default), resnet18 (fcos), resnet50")
     train.add_argument(
         "--eval-split",

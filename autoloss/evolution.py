@@ -44,14 +44,13 @@ from collections.abc import Callable, Mapping
 from detection.evaluation import AP_COLUMNS
 from symbolic.candidate import Candidate
 from symbolic.canonical import InvalidCandidate, fingerprint_rows
+from symbolic.cpv import check_trees, verify
 from symbolic.forms import probe_inputs
 from symbolic.numeric import evaluate_trees
 from symbolic.parser import parse_tree
 from symbolic.printers import to_prefix
 from symbolic.tree import Tree, tree_depth, tree_size
 from symbolic.variation import crossover, mutate, random_tree
-from symbolic.verify import verify
-from symbolic.verify_batch import check_trees
 from symbolic.zoo import KNOWN_LOSSES
 
 FIRST_CHUNK, LARGEST_CHUNK = 256, 8192  # raw trees per breeding chunk: doubled while too few pass
@@ -297,7 +296,7 @@ class Evolution:
                   "size": candidate.size, "origin": origin, "generation": generation, "fingerprint": fp, "cpv": None}
         if self.method.cpv:
             verdict = verify(candidate, time_budget=s.verify_time_budget)
-            record["cpv"] = _verdict_summary(verdict)
+            record["cpv"] = verdict.summary().to_dict()
             if not verdict.passed:
                 reason = "CPV failed: " + ", ".join(verdict.failed_properties)
                 event = self._event(record, "cpv", status="rejected", reason=reason,
@@ -368,13 +367,6 @@ class Evolution:
 
 def _finite_or(value, default: float) -> float:
     return value if isinstance(value, int | float) and math.isfinite(value) else default
-
-
-def _verdict_summary(verdict) -> dict:
-    required = [p for p in verdict.properties if p.required]
-    return {"passed": verdict.passed, "proved": [p.name for p in required if p.status == "proved"],
-            "sampled": [p.name for p in required if p.status == "sampled"],
-            "failed": list(verdict.failed_properties), "seconds": round(verdict.seconds, 4)}
 
 
 def _mos_result(result: Mapping) -> dict:

@@ -1,180 +1,199 @@
-"""Running proxy and final trainings on a ``concurrent.futures.Executor``: local processes or Dask.
+"""Running proxy and final trainings with hard time limits and one retry: locally, on Dask, or on your executor.
 
-* :func:`local_executor` — a ``ProcessPoolExecutor`` with the ``spawn`` start method (JAX is not
-  fork-safe); each worker loads the datasets once and keeps its compiled programs.
-* :func:`dask_executor` — ``distributed.Client(address).get_executor(pure=False)``; each training is
-  one Dask task. An unreachable scheduler is a :class:`ExecutorUnavailable` error after the timeout.
+:class:`TaskRunner` runs a set of keyed :class:`TrainingTask` s and hands each result to a callback as
+it arrives (out of order; the caller keys them), and each progress report of a running task to a
+monitor. Where the tasks run is its backend:
 
-:class:`TaskRunner` submits a set of keyed tasks and hands each result to a callback as it arrives
-(out of order; the caller keys them). Every task runs under :func:`call_with_time_limit`, which runs
-it in a thread of the worker and gives up waiting after its time limit (the training itself also
-stops at its next log point, see ``autoloss.proxy``). A task that passes its time limit, or whose
-worker dies (``BrokenProcessPool``; Dask's ``KilledWorker`` once the scheduler gave up on it), is
-retried once; retries run one at a time, so a task that kills its worker cannot take an innocent
-one down with it twice. A task that fails again is recorded as failed with the reason; an exception
-raised by the task itself is recorded at once (it would fail again). The search goes on either way.
+* :meth:`TaskRunner.local` — :class:`autoloss.worker_pool.WorkerPool`: ``workers`` processes of this
+  machine, each with its GPUs (:mod:`autoloss.devices`); a task past its time limit is killed there.
+* :meth:`TaskRunner.dask` — :class:`autoloss.dask_backend.DaskBackend`: each training is a Dask task
+  whose worker runs it in a child process it kills at the time limit.
+* :meth:`TaskRunner.of` — a ``concurrent.futures.Executor`` of the caller's (e.g. threads for a fake
+  proxy in a notebook): it has no way to stop a task, so its time limits are not enforced.
+
+A task whose attempt passed its time limit (``time limit N s exceeded``) or lost its worker process
+(``the worker process died: killed by SIGKILL ...``) is run once more, then recorded as failed with
+that reason; an exception raised by the task itself is recorded at once (it would fail again). The
+search goes on either way. A result is the task's dict plus ``attempts``, or
+``{"status": "failed", "reason": ..., "attempts": n}``.
 """
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures as cf
-import gc
-import multiprocessing
-import threading
-import traceback
+import dataclasses
+import sys
 from collections.abc import Callable, Mapping
 from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Protocol
 
-EXECUTOR_ERRORS = ("a worker process died", "the task exceeded its time limit")
+from autoloss.devices import local_worker_environment, visible_gpus
+from autoloss.task_process import describe_error
+from autoloss.worker_pool import Attempt, Finished, Progress, WorkerPool
+
+POLL_SECONDS = 1.0  # how often the monitor is refreshed while nothing happens
 
 
 class ExecutorUnavailable(ValueError):
-    """The executor cannot be reached or started (e.g. no Dask scheduler at the address)."""
+    """The executor cannot be reached, started or used (e.g. no Dask scheduler at the address)."""
 
 
-def call_with_time_limit(fn: Callable[[dict], dict], spec: dict, seconds: float | None) -> tuple[str, object]:
-    """``("ok", fn(spec))``, ``("timeout", message)`` after ``seconds``, or ``("error", message)``."""
-    outcome: list[tuple[str, object]] = []
+@dataclasses.dataclass(frozen=True)
+class TrainingTask:
+    """One training: the spec its function gets, its time limit in seconds (None: none), a label for progress."""
 
-    def target():
+    spec: dict
+    time_limit: float | None
+    label: str = ""
+
+
+class Monitor(Protocol):
+    """Receives what the running tasks report (``autoloss.training_progress.RunningTrainings``)."""
+
+    def update(self, key: str, fields: dict) -> None: ...
+    def end(self, key: str) -> None: ...
+    def refresh(self) -> None: ...
+
+
+class Backend(Protocol):
+    """Where tasks run: see WorkerPool, DaskBackend and ExecutorBackend."""
+
+    shared_filesystem: bool
+
+    def capacity(self) -> int: ...
+    def share(self, value: Any) -> Any: ...
+    def start(self, key: str, fn: Callable[[dict], dict], spec: dict, seconds: float | None) -> None: ...
+    def poll(self, timeout: float) -> list[Progress | Finished]: ...
+    def close(self) -> None: ...
+
+
+class ExecutorBackend:
+    """Tasks as futures of a ``concurrent.futures.Executor`` (no enforced time limits)."""
+
+    shared_filesystem = True
+
+    def __init__(self, executor: cf.Executor):
+        self.executor = executor
+        self.futures: dict[cf.Future, str] = {}
+
+    def capacity(self) -> int:
+        return sys.maxsize
+
+    def share(self, value):
+        return value
+
+    def start(self, key, fn, spec, seconds) -> None:
         try:
-            outcome.append(("ok", fn(spec)))
-        except BaseException as error:  # noqa: BLE001 - reported to the driver as the task's failure
-            last = traceback.extract_tb(error.__traceback__)[-1:]
-            where = f" at {last[0].filename}:{last[0].lineno}" if last else ""
-            outcome.append(("error", f"{type(error).__name__}: {error}{where}"))
+            self.futures[self.executor.submit(fn, spec)] = key
+        except (BrokenProcessPool, RuntimeError) as error:
+            raise ExecutorUnavailable(f"the executor cannot take tasks ({type(error).__name__}: {error}); "
+                                      "resume the search with a working one") from None
 
-    thread = threading.Thread(target=target, name="autoloss-task", daemon=True)
-    thread.start()
-    thread.join(seconds)
-    if not outcome:
-        return "timeout", f"exceeded its time limit of {seconds:g} s"
-    return outcome[0]
+    def poll(self, timeout: float) -> list[Progress | Finished]:
+        done, _ = cf.wait(list(self.futures), timeout=timeout, return_when=cf.FIRST_COMPLETED)
+        events = []
+        for future in done:
+            key = self.futures.pop(future)
+            try:
+                attempt = Attempt("ok", result=future.result())
+            except (BrokenProcessPool, cf.CancelledError) as error:
+                attempt = Attempt("lost", reason=f"the worker process died ({type(error).__name__})")
+            except Exception as error:  # noqa: BLE001 - the task's own failure
+                attempt = Attempt("error", reason=describe_error(error))
+            events.append(Finished(key, attempt))
+        return events
 
-
-def local_executor(workers: int) -> cf.Executor:
-    """A process pool of ``workers`` spawned processes."""
-    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-
-
-def dask_executor(address: str, *, timeout: float = 5.0) -> tuple[cf.Executor, Callable[[], None]]:
-    """(executor, close) of the Dask cluster at ``address``; ExecutorUnavailable within ``timeout`` seconds."""
-    try:
-        from distributed import Client
-    except ImportError as error:  # pragma: no cover - dask[distributed] is a dependency
-        raise ExecutorUnavailable(f"--dask-scheduler needs dask[distributed]: {error}") from None
-    failure = None
-    try:
-        client = Client(address, timeout=timeout)
-    except (OSError, ValueError, TimeoutError) as error:
-        failure = str(error)
-    if failure is not None:
-        # The half-built Client closes its event loop when collected; collect it now, because collected
-        # later (inside another Dask call holding the loop lock) it deadlocks.
-        gc.collect()
-        raise ExecutorUnavailable(f"cannot reach the Dask scheduler at {address!r} within {timeout:g} s ({failure}); "
-                                  "check the address (tcp://HOST:PORT) and that the scheduler is running")
-    return client.get_executor(pure=False), client.close
-
-
-def _lost_errors() -> tuple[type[BaseException], ...]:
-    errors: tuple[type[BaseException], ...] = (BrokenProcessPool, cf.CancelledError)
-    try:
-        from distributed import KilledWorker
-
-        errors += (KilledWorker,)
-    except ImportError:  # pragma: no cover
-        pass
-    return errors
+    def close(self) -> None:
+        """Nothing: the executor is the caller's."""
 
 
 class TaskRunner:
-    """Runs keyed tasks on executors from ``make_executor``, with time limits and one retry.
+    """Runs keyed tasks on a backend (made on first use by ``make_backend``), with one retry."""
 
-    ``make_executor()`` returns a fresh executor, or ``(executor, close)``; it is called again when a
-    local pool broke because a worker died. ``TaskRunner.of(executor)`` runs on an executor the caller
-    owns: it is never shut down here, and if it breaks the run stops with ExecutorUnavailable.
-    """
-
-    def __init__(self, make_executor: Callable[[], cf.Executor | tuple], *, retries: int = 1, owned: bool = True):
-        self._make = make_executor
-        self._executor: cf.Executor | None = None
-        self._close: Callable[[], None] | None = None
+    def __init__(self, make_backend: Callable[[], Backend], *, retries: int = 1):
+        self._make = make_backend
+        self._backend: Backend | None = None
         self.retries = retries
-        self.owned = owned
 
     @classmethod
-    def of(cls, executor: cf.Executor, *, retries: int = 1) -> TaskRunner:
-        """A runner on the caller's ``executor``."""
-        return cls(lambda: executor, retries=retries, owned=False)
+    def local(cls, workers: int) -> TaskRunner:
+        """``workers`` local processes, each with its share of the GPUs."""
+        def make():
+            gpus = visible_gpus()
+            return WorkerPool(workers, environment=lambda slot: local_worker_environment(slot, workers, gpus))
+
+        return cls(make)
+
+    @classmethod
+    def dask(cls, address: str, *, timeout: float = 5.0) -> TaskRunner:
+        """The Dask cluster at ``address``, connected now (ExecutorUnavailable within ``timeout`` seconds)."""
+        from autoloss.dask_backend import DaskBackend
+
+        backend = DaskBackend.connect(address, timeout=timeout)
+        return cls(lambda: backend)
+
+    @classmethod
+    def of(cls, executor: cf.Executor) -> TaskRunner:
+        """The caller's ``executor``, never shut down here (time limits are not enforced on it)."""
+        return cls(lambda: ExecutorBackend(executor))
 
     @property
-    def executor(self) -> cf.Executor:
-        """The current executor, started on first use."""
-        if self._executor is None:
-            made = self._make()
-            self._executor, self._close = made if isinstance(made, tuple) else (made, None)
-        return self._executor
+    def backend(self) -> Backend:
+        """The backend, made on first use."""
+        if self._backend is None:
+            self._backend = self._make()
+        return self._backend
 
-    def _discard(self) -> None:
-        if self._executor is not None and self.owned:
-            try:
-                self._executor.shutdown(wait=False, cancel_futures=True)
-            except TypeError:  # Dask's ClientExecutor cancels pending futures on shutdown(wait=False)
-                self._executor.shutdown(wait=False)
-            if self._close is not None:
-                self._close()
-        self._executor = self._close = None
+    def share(self, value: Any) -> Any:
+        """``value`` (e.g. warm-start parameters) in the form tasks should carry it (Dask: scattered once)."""
+        return self.backend.share(value)
+
+    @property
+    def shared_filesystem(self) -> bool:
+        """Whether the tasks see this process's files (False on Dask: results must carry their files)."""
+        return self.backend.shared_filesystem
+
+    def on_every_worker(self, fn: Callable[..., Any], *args) -> dict[str, Any]:
+        """``{worker: fn(*args)}`` run on every worker of the backend (here, once, for local backends)."""
+        run_everywhere = getattr(self.backend, "on_every_worker", None)
+        return run_everywhere(fn, *args) if run_everywhere else {"this machine": fn(*args)}
 
     def close(self) -> None:
-        """Shut the executor down (running tasks are abandoned)."""
-        self._discard()
+        """Stop the backend's processes (running tasks are killed)."""
+        if self._backend is not None:
+            self._backend.close()
+        self._backend = None
 
-    def run(
-        self,
-        fn: Callable[[dict], dict],
-        tasks: Mapping[str, tuple[dict, float | None]],
-        on_result: Callable[[str, dict], None],
-        *,
-        retry_timeouts: bool = True,
-    ) -> None:
-        """Run ``fn(spec)`` for every ``{key: (spec, time limit)}``; ``on_result(key, result)`` as each ends.
-
-        A result is ``fn``'s dict plus ``attempts``, or ``{"status": "failed", "reason": ..., "attempts": n}``.
-        """
-        attempts = dict.fromkeys(tasks, 0)
-        retry = self._round(fn, tasks, list(tasks), attempts, on_result, retry_timeouts)
-        while retry:
-            key = retry.pop(0)
-            retry += self._round(fn, tasks, [key], attempts, on_result, retry_timeouts)
-
-    def _round(self, fn, tasks, keys, attempts, on_result, retry_timeouts) -> list[str]:
-        """Run ``keys`` together; report finished ones; return those to retry."""
-        lost_errors = _lost_errors()
-        futures = {}
-        for key in keys:
-            spec, seconds = tasks[key]
-            attempts[key] += 1
-            try:
-                futures[self.executor.submit(call_with_time_limit, fn, spec, seconds)] = key
-            except (BrokenProcessPool, RuntimeError) as error:  # only a caller's executor stays broken
-                raise ExecutorUnavailable(f"the executor cannot take tasks ({type(error).__name__}: {error}); "
-                                          "resume the search with a working one") from None
-        retry, broken = [], False
-        for future in cf.as_completed(futures):
-            key = futures[future]
-            try:
-                status, value = future.result()
-            except lost_errors as error:
-                broken = broken or isinstance(error, BrokenProcessPool)
-                status, value = "lost", f"a worker process died ({type(error).__name__})"
-            if status == "ok":
-                on_result(key, {**value, "attempts": attempts[key]})
-            elif status in ("lost", "timeout") and attempts[key] <= self.retries and (
-                    status == "lost" or retry_timeouts):
-                retry.append(key)
-            else:
-                on_result(key, {"status": "failed", "reason": str(value), "attempts": attempts[key]})
-        if broken:
-            self._discard()  # a broken pool takes no new tasks; the next round starts a fresh one
-        return retry
+    def run(self, fn: Callable[[dict], dict], tasks: Mapping[str, TrainingTask],
+            on_result: Callable[[str, dict], None], monitor: Monitor | None = None) -> None:
+        """Run ``fn(task.spec)`` for every task; ``on_result(key, result)`` as each ends (see the module docstring)."""
+        backend = self.backend
+        pending = collections.deque(tasks)
+        attempts: collections.Counter = collections.Counter()
+        running: set[str] = set()
+        while pending or running:
+            while pending and backend.capacity() > 0:
+                key = pending.popleft()
+                attempts[key] += 1
+                backend.start(key, fn, tasks[key].spec, tasks[key].time_limit)
+                running.add(key)
+                if monitor is not None:
+                    monitor.update(key, {"phase": "start", "label": tasks[key].label, "attempt": attempts[key]})
+            for event in backend.poll(POLL_SECONDS):
+                if isinstance(event, Progress):
+                    if monitor is not None and event.key in running:
+                        monitor.update(event.key, event.fields)
+                    continue
+                key, attempt = event.key, event.attempt
+                running.discard(key)
+                if monitor is not None:
+                    monitor.end(key)
+                if attempt.status == "ok":
+                    on_result(key, {**attempt.result, "attempts": attempts[key]})
+                elif attempt.status in ("timeout", "lost") and attempts[key] <= self.retries:
+                    pending.append(key)
+                else:
+                    on_result(key, {"status": "failed", "reason": attempt.reason, "attempts": attempts[key]})
+            if monitor is not None:
+                monitor.refresh()

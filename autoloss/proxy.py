@@ -1,52 +1,68 @@
 """The proxy task and the final training: one detector training with given losses, then COCO AP.
 
-:func:`train_and_evaluate` is a top-level function of one plain dict (picklable, JSON-ready), so
-it runs in a worker process of any ``concurrent.futures`` executor, local or Dask. A task spec::
+:func:`train_and_evaluate` is a top-level function of one plain dict (picklable), so it runs in a
+worker process of any executor, local or Dask (``autoloss.executors``). A task spec::
 
     {"detector": "fcos", "detector_preset": "tiny", "data": "shapes", "data_root": None,
-     "eval_data": None, "eval_split": "search_val", "image_size": 128,
+     "eval_data": None, "eval_split": "search_val", "image_size": 128, "image_max_size": None, "data_workers": 0,
      "steps": 150, "batch_size": 16, "optimizer": "adamw", "learning_rate": 0.002, "seed": 0,
      "cls": {"name": "focal"} or {"prefix": "Neg(Log(Sig(X)))", "form": "sigmoid"},
      "reg": {"name": "giou"} or {"prefix": "...", "form": "reg"},
-     "time_limit": 600.0, "out_dir": None,
-     "init": None or {"warm_start": {"warm_start_steps": 1000, ...}, "fresh_branch": "cls"}}
+     "out_dir": None, "return_model": False,
+     "init": None or {"warm_start": {"warm_start_steps": 1000, ...}, "fresh_branch": "cls",
+                      "params": WARM_START_PARAMS (optional)}}
 
 With ``init`` the proxy training starts from the search's warm start — the model optimization
-simulation's, ``simulate.simulation.warm_start_of`` of the ``SimulationConfig`` fields in
-``init["warm_start"]``, read from the disk cache or trained once by whichever process needs it
-first — with the searched branch's output layer re-initialized. So a short proxy measures how well
-the candidate trains that branch on top of features that already detect, rather than the noise of
-the first steps from scratch. The final evaluation always trains from scratch.
+simulation's: its ``params`` (a pytree of arrays) where they travel with the task, for a worker
+without the search's files (Dask), else ``simulate.simulation.warm_start_of`` of the
+``SimulationConfig`` fields in ``init["warm_start"]``, read from the disk cache (or trained once by
+whichever process needs it first) — with the searched branch's output layer re-initialized. So a
+short proxy measures how well the candidate trains that branch on top of features that already
+detect, rather than the noise of the first steps from scratch. The final evaluation always trains
+from scratch.
 
 Searched classification losses of the sigmoid form are trained with the authors' alpha balancing
-(``autoloss.loss_specs``). Without ``out_dir`` (the proxy task) the model lives in memory and the
-datasets are loaded once per worker process; with ``out_dir`` (the final evaluation)
+(``autoloss.loss_specs``). Without ``out_dir`` (the proxy task) the model lives in memory; the datasets'
+indexes (annotations, not pixels) are loaded once per worker process, training images stream
+(``detection.pipeline``) and a small evaluation split is decoded once and kept; with ``out_dir`` (the final
+evaluation)
 ``detection.experiment.run_experiment`` saves a model that ``autoloss evaluate`` can read and that
-a restarted task resumes. The result is a plain dict: ``{"status": "ok", "metrics": {...},
-"seconds": ..., ...}`` or ``{"status": "failed", "reason": ...}`` when training diverged, the time
-limit passed or a loss could not be built — never an exception for a bad candidate.
+a restarted task resumes. With ``return_model`` (a worker without the search's filesystem, e.g. on
+Dask) it trains into a folder of the worker and the result carries the model's files (``files``:
+name -> bytes) for the search to write into ``out_dir``. The result is a plain dict:
+``{"status": "ok", "metrics": {...}, "seconds": ..., ...}`` or ``{"status": "failed", "reason": ...}``
+when training diverged or a loss could not be built — never an exception for a bad candidate.
 
-The time limit stops a proxy training at its next log point (every 10 steps); ``run_experiment``
-takes no callback, so a final training past its limit is only abandoned by the executor
-(``autoloss.executors.call_with_time_limit``) and finishes in the background.
+Time limits are the executor's: it kills the worker process of a training past its limit. Progress
+goes to the executor through ``autoloss.task_process.report_progress`` (``autoloss.training_progress``
+says what the fields mean): a proxy training reports its step every 10 steps; a final training, run
+by ``run_experiment``, which takes no step callback, reports the step of each checkpoint it writes.
 """
+
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import json
-import math
+import shutil
+import tempfile
+import threading
 import time
+from pathlib import Path
 
 import jax
 
 from autoloss.loss_specs import LossSpec, loss_spec_of, resolve_cls_loss, resolve_reg_loss
-from detection.batching import iterate_batches
-from detection.datasets import load_dataset
+from autoloss.task_process import report_progress
+from detection.checkpoints import METADATA_FILE
 from detection.detectors import get_detector
-from detection.experiment import check_same_classes, make_config, run_experiment
+from detection.experiment import load_data_pair, make_config, run_experiment
+from detection.geometry import Geometry
 from detection.inference import evaluate_model
 from detection.optim import OptimizerConfig
+from detection.pipeline import training_stream
 from detection.training import TrainingDiverged, train
 from simulate.heads import with_fresh_output_layer
 from simulate.simulation import SimulationConfig, warm_start_of
@@ -54,9 +70,7 @@ from symbolic.candidate import Candidate
 from symbolic.canonical import InvalidCandidate
 from symbolic.parser import ParseError
 
-
-class ProxyTimeout(RuntimeError):
-    """Raised inside training when a task passes its time limit."""
+CHECKPOINT_POLL_SECONDS = 2.0
 
 
 def warmup_steps(steps: int) -> int:
@@ -80,8 +94,14 @@ def loss_spec(entry: dict, role: str, detector: str) -> LossSpec:
 
 
 @functools.lru_cache(maxsize=4)
-def _dataset(spec: str, split: str, image_size: int, root: str | None):
-    return load_dataset(spec, split=split, image_size=image_size, root=root)
+def _data_pair(data: str, eval_data: str | None, eval_split: str, root: str | None):
+    """The (train, eval) indexes of a task, loaded once per worker process (annotations only)."""
+    return load_data_pair(data, eval_data, "train", eval_split, root=root, progress=False)[:2]
+
+
+def geometry(spec: dict) -> Geometry:
+    """The image geometry of a task spec (shorter side, longer side at most)."""
+    return Geometry(short_side=spec["image_size"], max_size=spec.get("image_max_size"))
 
 
 def train_and_evaluate(spec: dict) -> dict:
@@ -92,21 +112,10 @@ def train_and_evaluate(spec: dict) -> dict:
         reg_spec = loss_spec(spec["reg"], "reg", spec["detector"])
     except (ParseError, InvalidCandidate, ValueError) as error:
         return {"status": "failed", "reason": f"the loss cannot be built: {error}", "seconds": 0.0}
-    deadline = started + spec["time_limit"] if spec.get("time_limit") else math.inf
-
-    def check_time(step, metrics):
-        if time.perf_counter() > deadline:
-            raise ProxyTimeout(f"stopped at step {step}: past the time limit of {spec['time_limit']:g} s")
-
     try:
-        if spec.get("out_dir"):
-            result = _final_run(spec, cls_spec, reg_spec)
-        else:
-            result = _proxy_run(spec, cls_spec, reg_spec, check_time)
+        result = _final_run(spec, cls_spec, reg_spec) if spec.get("out_dir") else _proxy_run(spec, cls_spec, reg_spec)
     except TrainingDiverged as error:
         return {"status": "failed", "reason": f"diverged at step {error.step}", "seconds": _since(started)}
-    except ProxyTimeout as error:
-        return {"status": "failed", "reason": str(error), "seconds": _since(started)}
     return {"status": "ok", **result, "seconds": _since(started)}
 
 
@@ -114,28 +123,47 @@ def _since(started: float) -> float:
     return round(time.perf_counter() - started, 3)
 
 
-def _proxy_run(spec: dict, cls_spec: LossSpec, reg_spec: LossSpec, callback) -> dict:
-    size = spec["image_size"]
-    train_data = _dataset(spec["data"], "train", size, spec.get("data_root"))
-    eval_data = _dataset(spec.get("eval_data") or spec["data"], spec["eval_split"], size, spec.get("data_root"))
-    check_same_classes(eval_data, list(train_data.class_names))
-    config = make_config(train_data.num_classes, size, spec["detector_preset"], spec["detector"])
+def _step_reporter(spec: dict):
+    """The training callback that reports the step, images/s and seconds per step (from the second log point on)."""
+    last: list[tuple[int, float]] = []
+
+    def report(step: int, metrics: dict) -> None:
+        now = time.perf_counter()
+        rates = {}
+        if last:
+            seconds_per_step = (now - last[-1][1]) / max(1, step - last[-1][0])
+            rates = {"seconds_per_step": seconds_per_step, "images_per_second": spec["batch_size"] / seconds_per_step}
+        last[:] = [(step, now)]
+        report_progress(phase="train", step=step, steps=spec["steps"], loss=metrics.get("loss"), **rates)
+
+    return report
+
+
+def _proxy_run(spec: dict, cls_spec: LossSpec, reg_spec: LossSpec) -> dict:
+    report_progress(phase="data")
+    train_data, eval_data = _data_pair(spec["data"], spec.get("eval_data"), spec["eval_split"], spec.get("data_root"))
+    shape, workers = geometry(spec), spec.get("data_workers", 0)
+    config = make_config(train_data.num_classes, shape.canvases[0], spec["detector_preset"], spec["detector"])
+    report_progress(phase="train", step=0, steps=spec["steps"])
     started = time.perf_counter()
-    trained = train(
-        config,
-        iterate_batches(train_data, spec["batch_size"], seed=spec["seed"], steps=spec["steps"]),
-        steps=spec["steps"],
-        params=initial_params(spec, config),
-        cls_loss=cls_spec.fn,
-        reg_loss=reg_spec.fn,
-        alpha_balance=cls_spec.alpha_balance,
-        optimizer=optimizer_config(spec),
-        seed=spec["seed"],
-        callback=callback,
-        progress=False,
-    )
+    with training_stream(train_data, shape, batch_size=spec["batch_size"], seed=spec["seed"],
+                         steps=spec["steps"], workers=workers) as batches:  # closed also when training raises
+        trained = train(
+            config,
+            batches,
+            steps=spec["steps"],
+            params=initial_params(spec, config),
+            cls_loss=cls_spec.fn,
+            reg_loss=reg_spec.fn,
+            alpha_balance=cls_spec.alpha_balance,
+            optimizer=optimizer_config(spec),
+            seed=spec["seed"],
+            callback=_step_reporter(spec),
+            progress=False,
+        )
     train_seconds = time.perf_counter() - started
-    metrics = evaluate_model(trained.params, config, eval_data)
+    report_progress(phase="evaluate")
+    metrics = evaluate_model(trained.params, config, eval_data, workers=workers)
     return {"metrics": metrics, "final_loss": trained.history[-1]["loss"] if trained.history else None,
             "train_seconds": round(train_seconds, 3), "compile_seconds": round(trained.compile_seconds, 3),
             "images_per_second": round(trained.images_per_second, 1)}
@@ -146,7 +174,7 @@ def initial_params(spec: dict, config):
     init = spec.get("init")
     if not init:
         return None
-    params = _warm_start(json.dumps(init["warm_start"], sort_keys=True))
+    params = init["params"] if "params" in init else _warm_start(json.dumps(init["warm_start"], sort_keys=True))
     if init.get("fresh_branch"):
         fresh = get_detector(spec["detector"]).init_params(config, jax.random.key(spec["seed"] + 1))  # as MOS does
         params = with_fresh_output_layer(spec["detector"], init["fresh_branch"], params, fresh)
@@ -159,11 +187,55 @@ def _warm_start(settings: str):
 
 
 def _final_run(spec: dict, cls_spec: LossSpec, reg_spec: LossSpec) -> dict:
+    if not spec.get("return_model"):
+        with _checkpoint_reports(spec["out_dir"], spec["steps"]):
+            return _experiment(spec, cls_spec, reg_spec, spec["out_dir"])
+    # A folder of this worker named after the task, so a retry here resumes from its checkpoint.
+    digest = hashlib.sha256(json.dumps({k: v for k, v in spec.items() if k != "init"}, sort_keys=True,
+                                       default=str).encode()).hexdigest()[:16]
+    local = Path(tempfile.gettempdir()) / "autoloss-final" / digest
+    with _checkpoint_reports(local, spec["steps"]):
+        result = _experiment(spec, cls_spec, reg_spec, local)
+    files = {path.name: path.read_bytes() for path in sorted(local.iterdir()) if path.is_file()
+             and not path.name.startswith(".")}
+    shutil.rmtree(local, ignore_errors=True)
+    return {**result, "out_dir": spec["out_dir"], "files": files}
+
+
+@contextlib.contextmanager
+def _checkpoint_reports(out_dir, steps: int):
+    """Report the step of every checkpoint written into ``out_dir`` while the block runs."""
+    report_progress(phase="final", steps=steps)
+    done = threading.Event()
+
+    def watch():
+        seen, last = 0, time.perf_counter()
+        while not done.wait(CHECKPOINT_POLL_SECONDS):
+            with contextlib.suppress(OSError, ValueError):
+                step = int(json.loads((Path(out_dir) / METADATA_FILE).read_text())["step"])
+                if step > seen:
+                    now = time.perf_counter()
+                    report_progress(phase="train", step=step, steps=steps,
+                                    seconds_per_step=(now - last) / (step - seen) if seen else None)
+                    seen, last = step, now
+
+    watcher = threading.Thread(target=watch, name="autoloss-checkpoint-watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
+
+
+def _experiment(spec: dict, cls_spec: LossSpec, reg_spec: LossSpec, out_dir) -> dict:
     result = run_experiment(
         detector=spec["detector"],
         data=spec["data"],
         eval_data=spec.get("eval_data"),
         image_size=spec["image_size"],
+        max_size=spec.get("image_max_size"),
+        workers=spec.get("data_workers", 0),
         preset=spec["detector_preset"],
         cls_loss=cls_spec.fn,
         reg_loss=reg_spec.fn,
@@ -173,11 +245,12 @@ def _final_run(spec: dict, cls_spec: LossSpec, reg_spec: LossSpec) -> dict:
         batch_size=spec["batch_size"],
         optimizer=optimizer_config(spec),
         seed=spec["seed"],
-        out_dir=spec["out_dir"],
+        out_dir=out_dir,
         eval_split=spec["eval_split"],
         data_root=spec.get("data_root"),
         progress=False,
     )
     return {"metrics": result.metrics, "final_loss": result.final_loss,
             "train_seconds": round(result.train_seconds, 3), "compile_seconds": round(result.compile_seconds, 3),
-            "images_per_second": round(result.images_per_second, 1), "out_dir": result.out_dir}
+            "images_per_second": round(result.images_per_second, 1), "out_dir": result.out_dir,
+            "datasets": result.datasets}

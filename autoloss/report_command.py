@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from autoloss.cli_contract import UsageError
 from autoloss.export import write_atomically
 from autoloss.markdown import code, percent, signed, table
 from autoloss.plots import plot_funnel, plot_loss, plot_search_progress
@@ -127,6 +128,18 @@ def _funnel(result: SearchResult, images: dict[str, str]) -> list[str]:
     return lines + table(["candidates", "% of generated", "stage"], rows) + ["", f"![the funnel]({images['funnel']})"]
 
 
+def failures_section(result: SearchResult) -> list[str]:
+    """Markdown lines of the proxy trainings that failed, with why (nothing when none did)."""
+    failed = result.summary.get("failed_trainings") or []
+    if not failed:
+        return []
+    rows = [[f["branch"], str(f["generation"] + 1), code(f["infix"]), f["reason"] or "-", str(f.get("attempts") or 1)]
+            for f in failed]
+    lines = ["", "## Failed trainings", "", f"{len(failed)} proxy training{'s' * (len(failed) != 1)} failed; "
+             "each counts as the worst result and the search went on.", ""]
+    return lines + table(["branch", "generation", "formula", "reason", "attempts"], rows, text_columns=(0, 2, 3))
+
+
 def final_section(result: SearchResult) -> list[str]:
     """Markdown lines of the final evaluation: the AP table with differences to the baseline, or why there is none."""
     config, final = result.config, result.final
@@ -160,7 +173,7 @@ def final_section(result: SearchResult) -> list[str]:
 def report_markdown(result: SearchResult, images: dict[str, str]) -> str:
     """The text of report.md for ``result``, linking the ``images`` (relative file names)."""
     sections = [_header(result), _best_losses(result, images), _progress(result, images), _funnel(result, images),
-                final_section(result)]
+                failures_section(result), final_section(result)]
     return "\n".join(line for section in sections for line in section) + "\n"
 
 
@@ -171,7 +184,8 @@ def write_report(run_dir, out_dir=None) -> dict:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise ValueError(f"cannot create the report directory {out}: {error.strerror or error}") from None
+        raise UsageError(f"cannot create the report directory {out}: {error.strerror or error}", where="--out",
+                         hint="choose another --out") from None
     images = draw_plots(result, out)
     write_atomically(str(out / REPORT_FILE), report_markdown(result, images))
     return {"run_dir": str(run_dir), "out_dir": str(out), "report": str(out / REPORT_FILE),

@@ -28,7 +28,10 @@ file, fsync, ``os.replace`` — so a kill at any moment leaves the previous comp
 * ``"event": "final"`` — one per row of the final evaluation.
 
 A resumed search redoes the stage it was killed in; records already in the log are not written again
-(by ``id``), and a line torn by the kill (no final newline) is dropped.
+(by ``id``). Before any work, :meth:`RunStore.validate` reads the checkpoint and every line of the log
+and names the file (and line) of anything damaged, with what to do. The only repair is of a last line
+torn by a kill (no final newline): :meth:`RunStore.repair_log`, under the run's lock, moves it to
+``candidates.jsonl.torn`` and says so — the log is never truncated silently.
 """
 
 from __future__ import annotations
@@ -48,11 +51,16 @@ from detection.checkpoints import write_atomically
 FORMAT = "cse-autoloss-search"
 VERSION = 1
 MARKER, CONFIG, LOG, CHECKPOINT = "run.json", "config.json", "candidates.jsonl", "checkpoint.json"
+TORN = LOG + ".torn"
 HALL_OF_FAME, PROGRESS, RESULT, LOCK = "hall_of_fame.json", "progress.json", "result.json", ".lock"
 
 
 class RunDirectoryError(ValueError):
-    """A run directory that cannot be used as asked (not a run, another run, busy, other settings)."""
+    """A run directory that cannot be used as asked (not a run, another run, busy, other settings, damaged)."""
+
+    def __init__(self, message: str, *, where: str | None = None, hint: str | None = None):
+        super().__init__(message if hint is None else f"{message}; {hint}")
+        self.message, self.where, self.hint = message, where, hint
 
 
 def _dump(value: Any) -> bytes:
@@ -72,13 +80,14 @@ class RunStore:
         path = Path(path)
         if path.exists():
             if not path.is_dir():
-                raise RunDirectoryError(f"{path} exists and is not a directory; choose another --out")
+                raise RunDirectoryError(f"{path} exists and is not a directory", where=str(path),
+                                        hint="choose another --out")
             if (path / MARKER).is_file():
-                raise RunDirectoryError(f"{path} already holds a search run; continue it with "
-                                        f"--resume {path}, or choose a new --out")
+                raise RunDirectoryError(f"{path} already holds a search run", where=str(path),
+                                        hint=f"continue it with --resume {path}, or choose a new --out")
             if any(path.iterdir()):
-                raise RunDirectoryError(f"{path} is not empty and not a search run; choose a new --out "
-                                        "(nothing in it was changed)")
+                raise RunDirectoryError(f"{path} is not empty and not a search run", where=str(path),
+                                        hint="choose a new --out (nothing in it was changed)")
 
     @classmethod
     def create(cls, path: str | os.PathLike, config: SearchConfig) -> RunStore:
@@ -98,40 +107,48 @@ class RunStore:
         """The existing run in ``path``; RunDirectoryError if it is not one."""
         store = cls(path)
         marker_path = store.path / MARKER
+        where = str(store.path)
         if not store.path.is_dir():
-            raise RunDirectoryError(f"{store.path} is not a directory; give the run directory of a search")
+            raise RunDirectoryError(f"{store.path} is not a directory", where=where,
+                                    hint="give the run directory of a search")
         if not marker_path.is_file() or not (store.path / CONFIG).is_file():
-            raise RunDirectoryError(f"{store.path} is not a search run directory (no {MARKER} or {CONFIG}); "
-                                    "give a directory written by autoloss search")
+            raise RunDirectoryError(f"{store.path} is not a search run directory (no {MARKER} or {CONFIG})",
+                                    where=where, hint="give a directory written by autoloss search")
         marker = store._read(MARKER)
         if not isinstance(marker, dict) or marker.get("format") != FORMAT:
-            raise RunDirectoryError(f"{marker_path} does not describe a search run")
+            raise RunDirectoryError(f"{marker_path} does not describe a search run", where=str(marker_path),
+                                    hint="give a directory written by autoloss search")
         if marker.get("version") != VERSION:
             raise RunDirectoryError(f"{store.path} was written by run format version {marker.get('version')}; "
-                                    f"this autoloss reads version {VERSION}")
+                                    f"this autoloss reads version {VERSION}", where=str(marker_path),
+                                    hint="use the autoloss version that wrote it")
         return store
 
     def _read(self, name: str) -> Any:
         path = self.path / name
         try:
-            return json.loads(path.read_text())
-        except json.JSONDecodeError as error:
-            raise RunDirectoryError(f"{path}:{error.lineno}:{error.colno}: malformed JSON ({error.msg})") from None
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            where = f"{path}:{error.lineno}:{error.colno}" if isinstance(error, json.JSONDecodeError) else str(path)
+            raise RunDirectoryError(f"{path} is damaged: {_json_problem(error)}", where=where,
+                                    hint=_DAMAGED_HINTS.get(name, _DAMAGED_HINTS[None])) from None
 
     def config(self) -> SearchConfig:
         """The settings the run was started with."""
         try:
             return SearchConfig.from_dict(self._read(CONFIG), source=str(self.path / CONFIG))
         except SearchConfigError as error:
-            raise RunDirectoryError(str(error)) from None
+            raise RunDirectoryError(str(error), where=str(self.path / CONFIG),
+                                    hint=_DAMAGED_HINTS[CONFIG]) from None
 
     def check_config(self, config: SearchConfig) -> None:
         """RunDirectoryError naming every result-relevant setting where ``config`` differs from the run's."""
         differences = self.config().differences(config)
         if differences:
             listed = "; ".join(f"{key}: run {ours!r}, given {theirs!r}" for key, (ours, theirs) in differences.items())
-            raise RunDirectoryError(f"{self.path} was started with other settings ({listed}); resume it with its "
-                                    "own settings, or start a new run with --out")
+            raise RunDirectoryError(f"{self.path} was started with other settings ({listed})",
+                                    where=", ".join(differences),
+                                    hint="resume it with its own settings, or start a new run with --out")
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -140,7 +157,8 @@ class RunStore:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise RunDirectoryError(f"another search is running in {self.path}") from None
+                raise RunDirectoryError(f"another search is running in {self.path}", where=str(self.path),
+                                        hint="wait for it to end, or stop it first") from None
             try:
                 yield
             finally:
@@ -150,35 +168,90 @@ class RunStore:
 
     def _logged_ids(self) -> set[str]:
         if self._logged is None:
-            self._logged = {record["id"] for record in self.read_log() if "id" in record}
+            self._logged = {record["id"] for record in self.read_log()}
         return self._logged
 
     def read_log(self) -> list[dict]:
-        """Every complete record of ``candidates.jsonl`` (a torn last line is dropped from the file)."""
+        """Every complete record of ``candidates.jsonl`` (a torn last line is left out, not removed).
+
+        RunDirectoryError naming the file and line when a complete line is not a record.
+        """
         path = self.path / LOG
         if not path.is_file():
             return []
         data = path.read_bytes()
-        if data and not data.endswith(b"\n"):
-            data = data[: data.rfind(b"\n") + 1]
-            with open(path, "r+b") as handle:  # the line a kill tore: never complete, so nothing is lost
-                handle.truncate(len(data))
-        return [json.loads(line) for line in data.splitlines() if line.strip()]
+        complete = data[: data.rfind(b"\n") + 1]
+        records = []
+        for number, line in enumerate(complete.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                raise RunDirectoryError(f"{path} is damaged: line {number} is not a JSON record "
+                                        f"({_json_problem(error)})", where=f"{path}:{number}",
+                                        hint=_DAMAGED_HINTS[LOG]) from None
+            if not isinstance(record, dict) or not isinstance(record.get("id"), str):
+                raise RunDirectoryError(f"{path} is damaged: line {number} is not a record with an id",
+                                        where=f"{path}:{number}", hint=_DAMAGED_HINTS[LOG])
+            records.append(record)
+        return records
+
+    def _check_tail(self) -> None:
+        path = self.path / LOG
+        if path.is_file() and path.stat().st_size:
+            with open(path, "rb") as handle:
+                handle.seek(-1, os.SEEK_END)
+                torn = handle.read(1) != b"\n"
+            if torn:
+                raise RunDirectoryError(f"{path} ends in a line torn by an interrupted write", where=str(path),
+                                        hint="resume the search, which moves that line aside before writing")
+
+    def validate(self) -> dict | None:
+        """Read everything a resumed search relies on (config, checkpoint, log); the checkpoint. Writes nothing."""
+        self.config()
+        state = self.load_checkpoint()
+        if state is not None and not isinstance(state, dict):
+            raise RunDirectoryError(f"{self.path / CHECKPOINT} is damaged: not a search state",
+                                    where=str(self.path / CHECKPOINT), hint=_DAMAGED_HINTS[CHECKPOINT])
+        self._logged = {record["id"] for record in self.read_log()}
+        return state
+
+    def repair_log(self) -> str | None:
+        """Move a last line torn by a kill to ``candidates.jsonl.torn`` (hold the lock); what was done, or None."""
+        path = self.path / LOG
+        data = path.read_bytes() if path.is_file() else b""
+        if not data or data.endswith(b"\n"):
+            return None
+        keep = data.rfind(b"\n") + 1
+        with open(self.path / TORN, "ab") as handle:
+            handle.write(data[keep:] + b"\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        with open(path, "r+b") as handle:
+            handle.truncate(keep)
+            os.fsync(handle.fileno())
+        return (f"the last line of {path} was torn by an interrupted write ({len(data) - keep} bytes, no record); "
+                f"moved it to {self.path / TORN}")
 
     def append_log(self, records: Iterable[dict]) -> int:
-        """Append the records not logged yet, then flush and fsync; returns how many were written."""
+        """Append the records not logged yet, then flush and fsync; returns how many were written.
+
+        RunDirectoryError if the log ends in a torn line (:meth:`repair_log` first).
+        """
         logged = self._logged_ids()
-        lines = []
+        new = {}
         for record in records:
-            if record["id"] not in logged:
-                logged.add(record["id"])
-                lines.append(json.dumps(record, allow_nan=False) + "\n")
-        if lines:
+            if record["id"] not in logged and record["id"] not in new:
+                new[record["id"]] = json.dumps(record, allow_nan=False) + "\n"
+        if new:
+            self._check_tail()
             with open(self.path / LOG, "a", encoding="utf-8") as handle:
-                handle.write("".join(lines))
+                handle.write("".join(new.values()))
                 handle.flush()
                 os.fsync(handle.fileno())
-        return len(lines)
+            logged.update(new)
+        return len(new)
 
     # --- state and reports -----------------------------------------------------------------------
 
@@ -197,3 +270,22 @@ class RunStore:
     def read_report(self, name: str) -> Any:
         """A report file's content, or None if it was not written yet."""
         return self._read(name) if (self.path / name).is_file() else None
+
+
+_DAMAGED_HINTS = {
+    CHECKPOINT: "it is replaced atomically, so something else changed it: restore it from a backup, or start "
+                "the search again with a new --out (candidates.jsonl keeps the records of this run)",
+    LOG: "restore the file from a backup, or remove the damaged line (its record is then missing from the log "
+         "and the report, and the search goes on without it)",
+    CONFIG: "restore it from a backup; it holds the settings the run was started with",
+    MARKER: "restore it from a backup; it marks the folder as a search run",
+    None: "delete it: a resumed search writes it again from the checkpoint",
+}
+
+
+def _json_problem(error: ValueError) -> str:
+    """What is wrong with a JSON text, in words."""
+    if isinstance(error, json.JSONDecodeError):
+        kind = "truncated JSON" if error.pos >= len(error.doc.rstrip()) else "malformed JSON"
+        return f"{kind} ({error.msg} at line {error.lineno} column {error.colno})"
+    return f"not UTF-8 text ({error})"

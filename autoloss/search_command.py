@@ -5,14 +5,14 @@ one flag per setting (``--generations 5``, ``--zoo-seeds focal,bce``; see ``auto
 ``--resume RUN_DIR`` continues a run with its stored settings; settings given with it must match
 them, except the execution ones (``--workers``, ``--dask-scheduler``). Progress goes to stderr; the
 report (or with ``--json`` one JSON object) to stdout. Bad settings, run directories and schedulers
-are usage errors: one message on stderr, exit code 2.
+are usage errors (exit code 2, :mod:`autoloss.cli_contract`); Ctrl-C ends with how to resume.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 
+from autoloss.cli_contract import Interrupted, UsageError
 from autoloss.run_store import RunStore
 from autoloss.search_config import PRESETS, SETTINGS, allowed, from_mapping, load_config, parse_flag_value
 from autoloss.search_report import format_report
@@ -28,7 +28,8 @@ def run_search(args: argparse.Namespace) -> dict:
                  for name, value in vars(args).items() if name.startswith(SETTING_PREFIX) and value is not None}
     if args.resume:
         if args.out:
-            raise ValueError("give either --out (a new run) or --resume (an existing one), not both")
+            raise UsageError("both --out and --resume were given", where="--out",
+                             hint="give either --out (a new run) or --resume (an existing one), not both")
         if args.preset or args.config:
             config = load_config(preset=args.preset, path=args.config, overrides=overrides)
         elif overrides:
@@ -43,9 +44,9 @@ def run_search(args: argparse.Namespace) -> dict:
     try:
         result = search(config, run_dir=run_dir, resume=resume, progress=not args.no_progress)
     except KeyboardInterrupt:
-        where = f" {run_dir}" if run_dir else " (see runs/)"
-        print(f"\nautoloss search: interrupted; continue with autoloss search --resume{where}", file=sys.stderr)
-        raise SystemExit(130) from None
+        hint = f"continue with autoloss search --resume {run_dir}" if run_dir else \
+            "continue with autoloss search --resume RUN_DIR (the newest folder in runs/)"
+        raise Interrupted("interrupted", where=str(run_dir) if run_dir else None, hint=hint) from None
     return result.to_dict()
 
 

@@ -22,14 +22,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from detection.datasets import DATASET_SPEC_FORMS
+from detection.dataset_spec import parse_dataset_spec
 from detection.detectors import DETECTORS
-from detection.shapes_spec import parse_shapes_options
 from symbolic.zoo import KNOWN_LOSSES
 
 METHODS = ("cse", "cpv-only", "vanilla", "random")  # the search and the paper's ablation baselines
 BRANCHES = ("cls", "reg", "both")
-EXECUTION_KEYS = frozenset({"workers", "dask_scheduler", "dask_connect_timeout"})  # do not change results
+EXECUTION_KEYS = frozenset({"workers", "dask_scheduler", "dask_connect_timeout", "data_workers"})  # same results
 
 
 class SearchConfigError(ValueError):
@@ -71,11 +70,16 @@ class SearchConfig:
                           "both = search cls, then reg, then train the winners together")
     method: str = _choice("cse", METHODS, "cse (CPV + MOS), or a baseline under the same proxy budget: cpv-only, "
                           "vanilla (no CPV, no MOS) or random search")
-    data: str = _text("shapes", "dataset spec: shapes, coco:ANN.json:IMG_DIR or voc:VOC_DIR", optional=False)
-    search_val_data: str | None = _text(None, "dataset spec the proxy evaluates on (default: data's search_val split)")
-    final_val_data: str | None = _text(None, "dataset spec of the final evaluation (default: data's final_val split)")
+    data: str = _text("shapes", "dataset spec: shapes, coco[,OPTIONS]:ANN.json:IMG_DIR or voc[,OPTIONS]:VOC_DIR "
+                      "(a coco file keeps a seeded holdout part back for evaluation)", optional=False)
+    search_val_data: str | None = _text(None, "dataset spec the proxy evaluates on (default: data's search_val split "
+                                        "or held-out part)")
+    final_val_data: str | None = _text(None, "dataset spec of the final evaluation (default: data's final_val split "
+                                       "or held-out part)")
     data_root: str | None = _text(None, "cache folder of generated/converted data (default $AUTOLOSS_CACHE)")
-    image_size: int = _int(128, 32, 4096, "square image side in pixels")
+    image_size: int = _int(128, 32, 4096, "shorter image side S in pixels (aspect ratio kept)")
+    image_max_size: int = _int(0, 0, 8192, "longer image side at most L in pixels; 0: L = S (fit into a square)")
+    data_workers: int = _int(0, 0, 64, "input pipeline worker processes per training (0: decode in threads)")
     detector_preset: str = _text("tiny", "detector size preset (tiny, resnet18, resnet50)", optional=False)
     seed: int = _int(0, 0, 2**31 - 1, "seed of every random choice, the proxy and the final training")
     # the evolution
@@ -131,6 +135,9 @@ class SearchConfig:
                                     f"(M = {self.population}): the proxy takes the K best of M")
         for name in ("data", "search_val_data", "final_val_data"):
             check_dataset_spec(name, getattr(self, name))
+        if self.image_max_size and self.image_max_size < self.image_size:
+            raise SearchConfigError(f"setting 'image_max_size' ({self.image_max_size}) cannot be below 'image_size' "
+                                    f"({self.image_size}), the shorter side; 0 makes it equal")
 
     @property
     def branches(self) -> tuple[str, ...]:
@@ -193,14 +200,10 @@ def check_dataset_spec(name: str, spec: str | None) -> None:
     """SearchConfigError naming setting ``name`` when ``spec`` is not a dataset spec (``None`` is allowed)."""
     if spec is None:
         return
-    kind, colon, rest = spec.partition(":")
-    if kind == "shapes" and colon:
-        try:
-            parse_shapes_options(rest)
-        except ValueError as error:
-            raise SearchConfigError(f"setting {name!r}: {error}") from None
-    elif not ((kind == "shapes" and not colon) or (kind in ("coco", "voc") and rest)):
-        raise SearchConfigError(f"setting {name!r} must be {DATASET_SPEC_FORMS}, got {spec!r}")
+    try:
+        parse_dataset_spec(spec)
+    except ValueError as error:
+        raise SearchConfigError(f"setting {name!r}: {error}") from None
 
 
 def _checked(field: dataclasses.Field, value):
@@ -322,10 +325,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "generations": 6, "population": 96, "top_k": 4, "parents": 4, "proxy_steps": 400, "final_steps": 5000,
     },
     "paper": {
-        "data": "coco:coco/annotations/instances_train2017.json:coco/train2017",
+        "data": "coco,holdout=0:coco/annotations/instances_train2017.json:coco/train2017",
         "search_val_data": "coco:coco/annotations/instances_searchval2017.json:coco/train2017",
         "final_val_data": "coco:coco/annotations/instances_val2017.json:coco/val2017",
-        "image_size": 800, "detector_preset": "resnet50", "generations": 10, "population": 1000,
+        "image_size": 800, "image_max_size": 1333, "data_workers": 4, "detector_preset": "resnet50",
+        "generations": 10, "population": 1000,
         "max_generated": 10**8, "top_k": 16, "parents": 8, "max_size": 48, "max_depth": 10, "mos_batch_size": 256,
         "proxy_steps": 7330, "proxy_batch_size": 16, "optimizer": "sgd", "learning_rate": 1e-2,
         "proxy_time_limit": 4 * 3600.0,

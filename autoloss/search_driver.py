@@ -3,10 +3,11 @@
 For every searched branch (``cls``, ``reg``, or both in turn, the other branch keeping its default
 loss) the driver runs the :class:`~autoloss.evolution.Evolution` machine: it answers MOS requests with
 the simulator (``simulate.Simulator``, in this process, in fixed batches) and proxy requests with
-:func:`autoloss.proxy.train_and_evaluate` on the executor (a local process pool, or Dask with
-``dask_scheduler``). After every stage it appends the stage's records to the log and replaces the
-checkpoint (:mod:`autoloss.run_store`), so ``search(..., resume=True)`` continues a killed run
-and ends with what the uninterrupted run would have found.
+:func:`autoloss.proxy.train_and_evaluate` on the task runner (local worker processes, or Dask with
+``dask_scheduler``; :mod:`autoloss.executors`), which stops a training at its time limit and retries
+it once. After every stage it appends the stage's records to the log and replaces the checkpoint
+(:mod:`autoloss.run_store`), so ``search(..., resume=True)`` continues a killed run and ends with what
+the uninterrupted run would have found; a resumed run's folder is checked before any work.
 
 Then the final evaluation (Sec. 4 of the paper): the default losses of the detector (the baseline)
 and the best found loss of each branch (and, for ``both``, the two winners together) are trained
@@ -18,25 +19,34 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
+import os
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
+import jax
+
+from autoloss.devices import visible_gpus
 from autoloss.evolution import Evolution, EvolutionSettings, Request, ap_metrics, hall_of_fame
-from autoloss.executors import TaskRunner, dask_executor, local_executor
+from autoloss.executors import TaskRunner, TrainingTask
 from autoloss.proxy import train_and_evaluate
-from autoloss.run_store import RunStore
+from autoloss.run_store import CHECKPOINT, RunDirectoryError, RunStore
 from autoloss.search_config import EXECUTION_KEYS, SearchConfig, SearchConfigError, from_mapping
 from autoloss.search_report import SearchProgress, generation_line
 from autoloss.search_result import SearchResult, write_reports
+from autoloss.training_progress import RunningTrainings
+from detection.checkpoints import write_atomically
+from detection.dataset_spec import parse_dataset_spec
 from detection.detectors import get_detector
 from symbolic.candidate import Candidate
 
 STATE_VERSION = 1
-WARM_START_FIELDS = ("detector", "data", "data_root", "image_size", "preset", "seed", "warm_start_steps",
-                     "warm_start_batch_size")
+STAGES = ("search", "final", "done")
+WARM_START_FIELDS = ("detector", "data", "data_root", "image_size", "image_max_size", "preset", "seed",
+                     "warm_start_steps", "warm_start_batch_size")
 
 
 class MosUnavailable(ValueError):
@@ -54,15 +64,42 @@ def as_config(config: SearchConfig | str | Mapping | None) -> SearchConfig:
     return from_mapping(config, source="config")
 
 
-def check_data(config: SearchConfig) -> None:
-    """SearchConfigError naming the setting when a coco/voc dataset spec points at nothing."""
+def missing_data(config: SearchConfig) -> list[str]:
+    """What a coco/voc dataset spec of the settings names and this machine lacks: one line each, with the setting."""
+    missing = []
     for name in ("data", "search_val_data", "final_val_data"):
         spec = getattr(config, name)
-        kind, _, rest = (spec or "").partition(":")
-        paths = rest.split(":", 1) if kind == "coco" else [rest] if kind == "voc" else []
-        for path in paths:
-            if not Path(path).exists():
-                raise SearchConfigError(f"setting {name!r}: {path} does not exist (spec {spec!r})")
+        missing += [f"setting {name!r}: {path} does not exist (spec {spec!r})"
+                    for path in (parse_dataset_spec(spec).paths() if spec else []) if not path.exists()]
+    return missing
+
+
+def check_data(config: SearchConfig) -> None:
+    """SearchConfigError naming the setting when a coco/voc dataset spec points at nothing."""
+    missing = missing_data(config)
+    if missing:
+        raise SearchConfigError(missing[0])
+
+
+def check_workers_data(config: SearchConfig, runner: TaskRunner) -> None:
+    """SearchConfigError naming the worker and the path when a worker without this machine's files lacks the data."""
+    if runner.shared_filesystem:
+        return
+    missing = [f"{problem} on worker {worker}" for worker, problems in runner.on_every_worker(missing_data, config)
+               .items() for problem in problems]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise SearchConfigError(f"{missing[0]}{more}; put the data at the same path on every worker")
+
+
+def check_state(state: Any, path: Path) -> None:
+    """RunDirectoryError unless ``state`` is a search state this autoloss can resume."""
+    if not isinstance(state, dict) or state.get("stage") not in STAGES or not isinstance(state.get("branches"), dict):
+        raise RunDirectoryError(f"{path} is damaged: not a search state", where=str(path),
+                                hint="restore it from a backup, or start the search again with a new --out")
+    if state.get("version") != STATE_VERSION:
+        raise RunDirectoryError(f"{path}: checkpoint version {state.get('version')} cannot be resumed by this "
+                                f"autoloss (version {STATE_VERSION})", where=str(path))
 
 
 def simulation_config(config: SearchConfig, branch: str):
@@ -78,7 +115,8 @@ def simulation_config(config: SearchConfig, branch: str):
         raise SearchConfigError(f"setting 'mos': unknown MOS setting {unknown[0]!r}; "
                                 f"known: {', '.join(sorted(fields))}")
     values = {"detector": config.detector, "data": config.data, "data_root": config.data_root,
-              "image_size": config.image_size, "preset": config.detector_preset, "branch": branch,
+              "image_size": config.image_size, "image_max_size": config.image_max_size or None,
+              "preset": config.detector_preset, "branch": branch,
               "seed": config.seed}
     values = {key: value for key, value in values.items() if key in fields}
     try:
@@ -95,26 +133,29 @@ def make_simulator(config: SearchConfig, branch: str, *, progress: bool = True):
 
 
 def task_spec(config: SearchConfig, losses: Mapping[str, dict], *, final: bool = False, out_dir=None,
-              branch: str | None = None) -> dict:
+              branch: str | None = None, warm_start=None, return_model: bool = False) -> dict:
     """The plain-dict spec of one proxy (or final) training for :func:`autoloss.proxy.train_and_evaluate`.
 
-    A proxy training of ``branch`` with ``proxy_init = "warm"`` starts from the MOS warm start with
-    that branch's output layer fresh; final trainings start from scratch.
+    A proxy training of ``branch`` with ``proxy_init = "warm"`` starts from the MOS warm start with that
+    branch's output layer fresh: its ``warm_start`` parameters when given (workers without this machine's
+    files), else the worker reads them from the warm-start cache. Final trainings start from scratch.
     """
     init = None
     if branch is not None and not final and config.proxy_init == "warm":
         init = {"warm_start": warm_start_settings(config, branch), "fresh_branch": branch}
+        if warm_start is not None:
+            init["params"] = warm_start
     return {
         "detector": config.detector, "detector_preset": config.detector_preset, "data": config.data,
-        "data_root": config.data_root, "image_size": config.image_size, "optimizer": config.optimizer,
+        "data_root": config.data_root, "image_size": config.image_size, "image_max_size": config.image_max_size or None,
+        "data_workers": config.data_workers, "optimizer": config.optimizer,
         "learning_rate": config.learning_rate, "seed": config.seed,
         "eval_data": config.final_val_data if final else config.search_val_data,
         "eval_split": "final_val" if final else "search_val",
         "steps": config.final_steps if final else config.proxy_steps,
         "batch_size": config.final_batch_size if final else config.proxy_batch_size,
-        "time_limit": config.final_time_limit if final else config.proxy_time_limit,
         "cls": dict(losses["cls"]), "reg": dict(losses["reg"]), "out_dir": None if out_dir is None else str(out_dir),
-        "init": init,
+        "return_model": return_model, "init": init,
     }
 
 
@@ -122,6 +163,16 @@ def warm_start_settings(config: SearchConfig, branch: str) -> dict:
     """The ``SimulationConfig`` fields that determine the search's warm start (JSON-ready)."""
     simulation = simulation_config(config, branch)
     return {name: getattr(simulation, name) for name in WARM_START_FIELDS}
+
+
+def warm_start_params(config: SearchConfig, branch: str, *, progress: bool = True):
+    """The parameters (host arrays) of the MOS warm start that proxy trainings of ``branch`` start from.
+
+    Read from the disk cache, or trained here once (``simulate.simulation.warm_start_of``).
+    """
+    from simulate.simulation import warm_start_of
+
+    return jax.device_get(warm_start_of(simulation_config(config, branch), progress=progress)[0])
 
 
 def default_losses(config: SearchConfig) -> dict[str, dict]:
@@ -134,12 +185,16 @@ def resolve_run(config, run_dir, resume: bool, *, check_mos: bool = True) -> tup
     """The effective config, and the store of a resumed run (a new run's store is created later).
 
     A resumed run keeps its stored settings; a ``config`` given with it must agree on every setting but
-    the execution ones (workers, Dask), which it may change. Nothing is written here.
+    the execution ones (workers, Dask), which it may change. Its folder is checked (checkpoint and log)
+    before anything else happens. Nothing is written here.
     """
     if resume:
         if run_dir is None:
             raise SearchConfigError("resume needs the run directory")
         store = RunStore.open(run_dir)
+        state = store.validate()
+        if state is not None:
+            check_state(state, store.path / CHECKPOINT)
         stored = store.config()
         if config is None:
             return stored, store
@@ -170,14 +225,21 @@ def search(
 
     ``simulator``: an object with ``simulate_many(candidates)`` and ``baseline``, or a factory
     ``branch -> simulator`` such as a class (default: ``simulate.Simulator`` of the search's settings).
-    ``executor``: an Executor, or a factory of fresh ones (default: a local spawn process pool of
-    ``config.workers``, or Dask at ``config.dask_scheduler``). ``proxy_task``: the training function run
-    on the executor (default ``autoloss.proxy.train_and_evaluate``; picklable for process executors).
+    ``executor``: a ``concurrent.futures.Executor`` to run the trainings on, without enforced time limits
+    (default: ``config.workers`` local worker processes with hard time limits, or Dask at
+    ``config.dask_scheduler``). ``proxy_task``: the training function (default
+    ``autoloss.proxy.train_and_evaluate``; a picklable top-level function for worker processes).
+
+    With GPUs, a search that has not used JAX yet sets ``XLA_PYTHON_CLIENT_PREALLOCATE=false`` here (unless
+    set), so its simulation shares the GPU with the workers (``autoloss.devices``).
     """
     config, store = resolve_run(config, run_dir, resume, check_mos=simulator is None)
+    if visible_gpus():
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     runner = _task_runner(config, executor)
     reporter = SearchProgress(progress)
     try:
+        check_workers_data(config, runner)
         if store is None:
             store = RunStore.create(run_dir or Path("runs") / f"search-{datetime.datetime.now():%Y%m%d-%H%M%S}", config)
         with store.lock():
@@ -188,17 +250,13 @@ def search(
     return SearchResult.from_summary(store.path, config, summary)
 
 
-def _task_runner(config: SearchConfig, executor) -> TaskRunner:
-    """The runner of the caller's executor (or factory), of Dask (connected now, to fail early), or local."""
-    if isinstance(executor, Executor):
-        return TaskRunner.of(executor)
+def _task_runner(config: SearchConfig, executor: Executor | None) -> TaskRunner:
+    """The runner of the caller's executor, of Dask (connected now, to fail early), or of local processes."""
     if executor is not None:
-        return TaskRunner(executor)
+        return TaskRunner.of(executor)
     if config.dask_scheduler:
-        runner = TaskRunner(lambda: dask_executor(config.dask_scheduler, timeout=config.dask_connect_timeout))
-        runner.executor  # noqa: B018 - connect now: an unreachable scheduler fails before any work
-        return runner
-    return TaskRunner(lambda: local_executor(config.workers))
+        return TaskRunner.dask(config.dask_scheduler, timeout=config.dask_connect_timeout)
+    return TaskRunner.local(config.workers)
 
 
 class _SearchRun:
@@ -209,17 +267,18 @@ class _SearchRun:
         self.config, self.store, self.reporter, self.runner = config, store, reporter, runner
         self.simulator_arg, self.proxy_task = simulator, proxy_task
         self.simulators: dict[str, Any] = {}
+        self.warm_starts: dict[str, Any] = {}
         self.session_start = time.perf_counter()
 
     def run(self) -> dict:
+        repaired = self.store.repair_log()
+        if repaired:
+            self.reporter.message(repaired)
         state = self.store.load_checkpoint()
         if state is None:
             state = {"version": STATE_VERSION, "stage": "search", "branches": {}, "final": {}, "mos_baseline": {},
                      "seconds": {}}
-        elif state.get("version") != STATE_VERSION:
-            raise SearchConfigError(f"{self.store.path}: checkpoint version {state.get('version')} cannot be resumed "
-                                    f"by this autoloss (version {STATE_VERSION})")
-        else:
+        else:  # checked by resolve_run
             self.reporter.message(f"resuming the search in {self.store.path}")
         self.base_seconds = state["seconds"].get("total", 0.0)
         if state["stage"] == "search":
@@ -311,13 +370,31 @@ class _SearchRun:
         self.reporter.advance(len(results))
         return evo
 
+    def _warm_start(self, branch: str):
+        """The warm start's parameters for proxy trainings of ``branch``, shared with workers that cannot read
+        the warm-start cache of this machine (Dask); None where they can, or where proxies start from scratch."""
+        if self.config.proxy_init != "warm" or self.runner.shared_filesystem:
+            return None
+        settings = json.dumps(warm_start_settings(self.config, branch), sort_keys=True)
+        if settings not in self.warm_starts:
+            params = warm_start_params(self.config, branch, progress=self.reporter.enabled)
+            self.warm_starts[settings] = self.runner.share(params)
+        return self.warm_starts[settings]
+
+    def _monitor(self) -> RunningTrainings:
+        return RunningTrainings(self.reporter.trainings)
+
     def _train_proxies(self, state: dict, branch: str, machine: Evolution, evo: dict, request: Request) -> dict:
-        self.reporter.stage(f"gen {evo['generation'] + 1} proxy", len(evo["proxy_keys"]), unit="training",
+        generation = evo["generation"] + 1
+        warm_start = self._warm_start(branch)
+        self.reporter.stage(f"gen {generation} proxy", len(evo["proxy_keys"]), unit="training",
                             done=len(evo["proxy_keys"]) - len(request.candidates))
         defaults = default_losses(self.config)
-        tasks = {record["key"]: (task_spec(self.config, {**defaults, branch: {"prefix": record["prefix"],
-                                                                           "form": evo["form"]}}, branch=branch),
-                                 self.config.proxy_time_limit) for record in request.candidates}
+        tasks = {record["key"]: TrainingTask(
+            task_spec(self.config, {**defaults, branch: {"prefix": record["prefix"], "form": evo["form"]}},
+                      branch=branch, warm_start=warm_start),
+            self.config.proxy_time_limit, f"gen {generation} proxy {_short(record['infix'])}")
+            for record in request.candidates}
         started = time.perf_counter()
 
         def on_result(key: str, result: dict) -> None:
@@ -327,7 +404,7 @@ class _SearchRun:
             ap = evo["proxy"][key]["ap"]
             self.reporter.advance(1, last_AP="failed" if ap is None else f"{100 * ap:.2f}")
 
-        self.runner.run(self.proxy_task, tasks, on_result)
+        self.runner.run(self.proxy_task, tasks, on_result, self._monitor())
         self._add_seconds(state, "proxy", time.perf_counter() - started)
         return evo
 
@@ -358,11 +435,15 @@ class _SearchRun:
             return
         self.reporter.message(f"final evaluation: {', '.join(rows)} ({self.config.final_steps} steps each)")
         self.reporter.stage("final", len(rows), unit="training", done=len(rows) - len(missing))
-        tasks = {name: (task_spec(self.config, rows[name], final=True, out_dir=self.store.path / "final" / name),
-                        self.config.final_time_limit) for name in missing}
+        return_model = not self.runner.shared_filesystem
+        tasks = {name: TrainingTask(task_spec(self.config, rows[name], final=True, return_model=return_model,
+                                              out_dir=self.store.path / "final" / name),
+                                    self.config.final_time_limit, f"final {name}") for name in missing}
         started = time.perf_counter()
 
         def on_result(name: str, result: dict) -> None:
+            for file_name, data in (result.pop("files", None) or {}).items():  # a model trained elsewhere
+                write_atomically(self.store.path / "final" / name / file_name, data)
             losses = {branch: loss.get("infix") or loss.get("name") for branch, loss in rows[name].items()}
             row = {"status": result.get("status"), "reason": result.get("reason"), "losses": losses,
                    "metrics": ap_metrics(result.get("metrics") or {}), "seconds": result.get("seconds"),
@@ -372,9 +453,10 @@ class _SearchRun:
             self._save(state, [{"id": f"final/{name}", "event": "final", "row": name, **row, "timings": timings}])
             self.reporter.advance(1)
 
-        self.runner.run(self.proxy_task, tasks, on_result, retry_timeouts=False)
+        self.runner.run(self.proxy_task, tasks, on_result, self._monitor())
         self._add_seconds(state, "final", time.perf_counter() - started)
         self.reporter.close()
 
 
-
+def _short(text: str, width: int = 40) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"

@@ -1,8 +1,10 @@
-"""What a search prints: live progress on stderr (bars and a line per generation) and the final text report."""
+"""What a search prints: live progress on stderr (bars, a line per running training and per generation)
+and the final text report."""
 
 from __future__ import annotations
 
 import sys
+import time
 from typing import TextIO
 
 from tqdm.auto import tqdm
@@ -20,13 +22,19 @@ def generation_line(branch: str, summary: dict, generations: int) -> str:
 
 
 class SearchProgress:
-    """Progress of a running search on ``stream`` (stderr): a bar per stage and one line per generation."""
+    """Progress of a running search on ``stream`` (stderr): a bar per stage, below it a line per running
+    training (``autoloss.training_progress``), and one line per generation."""
 
     def __init__(self, enabled: bool = True, stream: TextIO | None = None):
         self.enabled = enabled
         self.stream = stream or sys.stderr
         self._bar = None
         self._name = ""
+        self._lines: list = []
+        self._shown: list[str] = []
+        self._drawn = 0.0
+        interactive = getattr(self.stream, "isatty", lambda: False)()
+        self._interval = 1.0 if interactive else 60.0  # a log file gets the training lines once a minute
 
     def message(self, text: str) -> None:
         """Print one line (above any bar)."""
@@ -58,8 +66,27 @@ class SearchProgress:
             self._bar.set_postfix(generated=f"{counts['generated']:,}", refresh=False)
             self._bar.refresh()
 
+    def trainings(self, lines: list[str]) -> None:
+        """Show ``lines`` (one per running training) under the stage's bar."""
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if len(lines) == len(self._lines) and (lines == self._shown or now - self._drawn < self._interval):
+            return
+        while len(self._lines) > len(lines):
+            self._lines.pop().close()
+        while len(self._lines) < len(lines):
+            self._lines.append(tqdm(total=0, position=len(self._lines) + 1, bar_format="{desc}", leave=False,
+                                    file=self.stream, dynamic_ncols=True))
+        for line, text in zip(self._lines, lines, strict=True):
+            line.set_description_str(text, refresh=True)
+        self._shown, self._drawn = list(lines), now
+
     def close(self) -> None:
-        """Close the open bar."""
+        """Close the open bar and the training lines."""
+        while self._lines:
+            self._lines.pop().close()
+        self._shown = []
         if self._bar is not None:
             self._bar.close()
             self._bar = None
@@ -92,6 +119,11 @@ def format_report(report: dict) -> str:
                   e["cpv_summary"], e["infix"]] for e in part["hall_of_fame"][:5]]
         lines += ["", f"hall of fame, {branch} (top {min(5, len(part['hall_of_fame']))}):"]
         lines += _table(rows, {0, 1, 2, 3}) if len(rows) > 1 else ["  (no candidate finished the proxy task)"]
+    failed = report.get("failed_trainings") or []
+    if failed:
+        lines += ["", f"failed proxy trainings ({len(failed)}):"]
+        lines += [f"  [{f['branch']}] generation {f['generation'] + 1}: {f['infix']}: {f['reason']}"
+                  + (f" (after {f['attempts']} attempts)" if (f.get("attempts") or 1) > 1 else "") for f in failed]
     lines += format_final(report)
     seconds = report.get("seconds", {})
     if seconds:

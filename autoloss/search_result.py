@@ -19,18 +19,14 @@ from autoloss.evolution import hall_of_fame
 from autoloss.run_store import HALL_OF_FAME, PROGRESS, RESULT, RunStore
 from autoloss.search_config import SearchConfig
 from symbolic.candidate import Candidate
+from symbolic.cpv import VerdictSummary
 
 PAPER_COLUMNS = ("AP", "AP50", "AP75", "AP_S", "AP_M", "AP_L")  # CSE-Autoloss, Tables 2-4
 
 
 def cpv_summary(cpv: dict | None) -> str:
     """``passed (2/3 proved)``, ``failed: monotonicity`` or ``not checked`` (baselines without CPV)."""
-    if cpv is None:
-        return "not checked"
-    if not cpv["passed"]:
-        return "failed: " + ", ".join(cpv["failed"])
-    total = len(cpv["proved"]) + len(cpv["sampled"])
-    return f"passed ({len(cpv['proved'])}/{total} proved)"
+    return "not checked" if cpv is None else VerdictSummary.from_dict(cpv).text()
 
 
 def hall_of_fame_entries(evaluated: list[dict], size: int, branch: str, form: str) -> list[dict]:
@@ -63,6 +59,21 @@ def funnel(generations: list[dict]) -> dict[str, int]:
                                            "rejected_by_mos", "mos", "proxy", "proxy_failed")}
 
 
+def failed_trainings(state: dict) -> list[dict]:
+    """Every proxy training that failed (closed generations, then the current one), with its reason and attempts."""
+    failed = []
+    for branch, evo in state["branches"].items():
+        by_key = {r["key"]: r for r in evo.get("pool", [])}
+        current = [{**by_key[key], "proxy": result} for key, result in evo.get("proxy", {}).items() if key in by_key]
+        for record in evo["evaluated"] + current:
+            proxy = record.get("proxy") or {}
+            if proxy.get("status") == "failed":
+                failed.append({"branch": branch, "generation": record["generation"], "key": record["key"],
+                               "infix": record["infix"], "reason": proxy.get("reason"),
+                               "attempts": proxy.get("attempts")})
+    return failed
+
+
 def summarize(config: SearchConfig, state: dict) -> dict:
     """The reports of a search state: hall of fame, progress (per generation, funnel) and final evaluation."""
     branches, generations = {}, []
@@ -79,6 +90,7 @@ def summarize(config: SearchConfig, state: dict) -> dict:
         "method": config.method, "detector": config.detector, "branch": config.branch,
         "finished": state["stage"] == "done", "branches": branches, "generations": generations,
         "funnel": funnel(generations), "mos_baseline": state.get("mos_baseline", {}),
+        "failed_trainings": failed_trainings(state),
         "final": final_table(state.get("final", {})), "seconds": state.get("seconds", {}),
     }
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import math
 
+from autoloss.cli_contract import UsageError
 from simulate import SimulationConfig, Simulator
 from symbolic.candidate import Candidate
 from symbolic.forms import FORMS
@@ -25,10 +26,13 @@ def run_simulate(args: argparse.Namespace) -> dict:
     for name in ("steps", "warm_start_steps", "batch_size", "images_per_class", "learning_rate", "batching"):
         if getattr(args, name) is not None:
             settings[name] = getattr(args, name)
-    config = SimulationConfig(**settings)
+    try:
+        config = SimulationConfig(**settings)
+    except ValueError as error:  # SimulationConfig checks each setting's range
+        raise UsageError(str(error), hint="see autoloss simulate --help") from None
     if config.form != args.form:
-        raise ValueError(f"the {args.detector} detector's {branch} branch takes {config.form}-form losses, "
-                         f"not {args.form}; use --form {config.form} or another --detector")
+        raise UsageError(f"the {args.detector} detector's {branch} branch takes {config.form}-form losses, "
+                         f"not {args.form}", where="--form", hint=f"use --form {config.form} or another --detector")
     candidates = [_candidate(text, args.form) for text in args.exprs]
     simulator = Simulator(config, progress=not args.json)
     results = simulator.simulate_many(candidates)
@@ -43,7 +47,12 @@ def run_simulate(args: argparse.Namespace) -> dict:
 def _candidate(text: str, form: str) -> Candidate:
     """A zoo loss by name, or the formula parsed with the project's grammar."""
     known = KNOWN_LOSSES.get(text.strip())
-    return known.candidate if known is not None and known.form == form else Candidate.parse(text, form)
+    if known is None:
+        return Candidate.parse(text, form)
+    if known.form != form:
+        raise UsageError(f"{text.strip()!r} is a {known.form}-form loss, not {form}", where="EXPR",
+                         hint=f"simulate it with --form {known.form}, or give a {form}-form loss")
+    return known.candidate
 
 
 def _line(result: dict) -> str:

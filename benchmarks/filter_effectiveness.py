@@ -28,7 +28,7 @@ import time
 from collections import Counter
 
 from autoloss.evolution import Evolution, EvolutionSettings
-from autoloss.executors import TaskRunner, local_executor
+from autoloss.executors import TaskRunner, TrainingTask
 from autoloss.markdown import percent
 from autoloss.proxy import train_and_evaluate
 from autoloss.search_config import SearchConfig
@@ -73,9 +73,9 @@ def proxy_aps(config: SearchConfig, prefixes: dict[str, str], progress: bool) ->
     tasks = {}
     for name, prefix in prefixes.items():
         losses = defaults if prefix is None else {**defaults, "cls": {"prefix": prefix, "form": config.form_of("cls")}}
-        tasks[name] = (task_spec(config, losses, branch="cls"), config.proxy_time_limit)
+        tasks[name] = TrainingTask(task_spec(config, losses, branch="cls"), config.proxy_time_limit, name)
     results: dict[str, dict] = {}
-    runner = TaskRunner(lambda: local_executor(config.workers))
+    runner = TaskRunner.local(config.workers)
     try:
         runner.run(train_and_evaluate, tasks, lambda name, result: results.__setitem__(name, result))
     finally:

@@ -25,7 +25,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from autoloss.executors import TaskRunner, dask_executor, local_executor
+from autoloss.executors import TaskRunner, TrainingTask
 from autoloss.proxy import train_and_evaluate
 from autoloss.search_config import SearchConfig
 from detection.detectors import DETECTORS
@@ -166,9 +166,10 @@ def run_rows(
         for key, spec in tasks.items():
             record(key, train_and_evaluate(spec))
     else:
-        runner = TaskRunner(lambda: dask_executor(dask_scheduler) if dask_scheduler else local_executor(workers))
+        runner = TaskRunner.dask(dask_scheduler) if dask_scheduler else TaskRunner.local(workers)
         try:
-            runner.run(train_and_evaluate, {key: (spec, None) for key, spec in tasks.items()}, record)
+            runner.run(train_and_evaluate, {key: TrainingTask(spec, None, names[key]) for key, spec in tasks.items()},
+                       record)
         finally:
             runner.close()
     return {row: [results[key] for key in keys] for row, keys in keys_of.items()}

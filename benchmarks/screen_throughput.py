@@ -6,19 +6,18 @@ Measures, per form:
   * the duplicate rates: identical trees, and distinct trees with equal probe values;
   * SymPy for the survivors: ``Candidate.from_tree`` + ``.key`` + ``.fingerprint``, cand/s,
     in one process and in a pool of one worker per core;
-and runs the authors' DEAP + NumPy reference screen (``deap_screen.py``) in a subprocess.
+and runs the authors' DEAP + NumPy reference screen (``benchmarks.authors_screen``) in a subprocess.
 The reference compiles each tree and runs a sampled monotonicity/convergence check; our
 convergence checks are not part of this measurement, so only generation + evaluation
 throughput is compared with it.
 
-    python benchmarks/screen_throughput.py [--trees N] [--survivors M] [--write]
+    python -m benchmarks.screen_throughput [--trees N] [--survivors M] [--write]
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import importlib.util
 import multiprocessing
 import os
 import random
@@ -31,14 +30,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.results_file import RESULTS, machine_line, publish  # noqa: E402
+from benchmarks.results_file import RESULTS, command_line, machine_line, publish  # noqa: E402
 from symbolic.candidate import Candidate  # noqa: E402
 from symbolic.forms import FORMS  # noqa: E402
 from symbolic.screening import screen  # noqa: E402
 from symbolic.tree import tree_size  # noqa: E402
 from symbolic.variation import random_tree  # noqa: E402
 
-REFERENCE = ROOT.parent / "shared" / "reference" / "deap_screen.py"
 SECTION = "## Screening throughput (symbolic)"
 
 
@@ -89,23 +87,24 @@ def measure_form(form: str, trees: int, survivors: int, seed: int, pool) -> dict
     }
 
 
-def deap_mean_size(reference: Path, trees: int) -> float | None:
+def deap_mean_size(trees: int) -> float | None:
     """Mean node count of the reference's genHalfAndHalf(1, 5) trees, if DEAP is installed."""
     try:
-        spec = importlib.util.spec_from_file_location("deap_reference", reference)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    except (ImportError, FileNotFoundError):
+        from deap import gp
+
+        from benchmarks.authors_screen import primitive_set
+    except ImportError:
         return None
+    pset = primitive_set()
     random.seed(0)
-    sizes = [len(module.gp.genHalfAndHalf(module.pset, min_=1, max_=5)) for _ in range(trees)]
+    sizes = [len(gp.genHalfAndHalf(pset, min_=1, max_=5)) for _ in range(trees)]
     return sum(sizes) / trees
 
 
-def run_reference(reference: Path, trees: int) -> tuple[float | None, str]:
-    if not reference.exists():
-        return None, f"not run: {reference.name} not found"
-    done = subprocess.run([sys.executable, str(reference), str(trees)], capture_output=True, text=True)
+def run_reference(trees: int) -> tuple[float | None, str]:
+    """``benchmarks.authors_screen`` in a subprocess: its candidates/s and its line."""
+    done = subprocess.run([sys.executable, "-m", "benchmarks.authors_screen", str(trees)], capture_output=True,
+                          text=True)
     line = (done.stdout.strip().splitlines() or [done.stderr.strip()[-200:]])[-1]
     match = re.search(r"= (\d+) cand/s", line)
     return (float(match.group(1)) if match else None), line
@@ -131,7 +130,6 @@ def main() -> None:
     parser.add_argument("--trees", type=int, default=20_000, help="random trees per form")
     parser.add_argument("--survivors", type=int, default=1_000, help="survivors built with SymPy per form")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--reference", type=Path, default=REFERENCE, help="path of deap_screen.py")
     parser.add_argument("--write", action="store_true", help="replace this section of benchmarks/RESULTS.md")
     args = parser.parse_args()
 
@@ -141,14 +139,14 @@ def main() -> None:
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
         list(pool.map(build_candidate, [(("neg", "x"), "sigmoid")] * workers * 4))  # start the workers
         rows = [measure_form(form, args.trees, args.survivors, args.seed, pool) for form in FORMS]
-    reference_rate, reference_line = run_reference(args.reference, args.trees)
-    deap_size = deap_mean_size(args.reference, args.trees)
+    reference_rate, reference_line = run_reference(args.trees)
+    deap_size = deap_mean_size(args.trees)
 
     sigmoid = next(r for r in rows if r["form"] == "sigmoid")
     lines = [
         f"Machine: {machine}, {os.getloadavg()[0]:.1f} after (other processes share the cores).",
         "",
-        f"Command: `python benchmarks/screen_throughput.py --trees {args.trees} --survivors {args.survivors}`",
+        f"Command: `{command_line('benchmarks.screen_throughput')}`",
         "",
         *format_table(rows),
         "",

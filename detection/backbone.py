@@ -153,7 +153,13 @@ def feature_size(size: int, stride: int) -> int:
 
 
 def normalize_images(images: jax.Array) -> jax.Array:
-    """Return images in [0, 1] standardized by the ImageNet channel mean and std."""
+    """Return images standardized by the ImageNet channel mean and std.
+
+    uint8 pixels (what the input pipeline delivers, a quarter of float32's transfer) are divided by 255
+    here, on the device; float images are taken to be in [0, 1] already.
+    """
+    if jnp.issubdtype(images.dtype, jnp.integer):
+        images = images.astype(jnp.float32) / 255.0
     mean = jnp.array([0.485, 0.456, 0.406], images.dtype)
     std = jnp.array([0.229, 0.224, 0.225], images.dtype)
     return (images - mean) / std

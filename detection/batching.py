@@ -1,26 +1,32 @@
-"""Static-shape batches of `DetectionData` for training (seeded shuffle and flip) and evaluation (padded).
+"""Which images make each batch, and how a batch is assembled from image files.
 
-A batch is a dict of numpy arrays:
-- `images`  float32 [B, H, W, 3], pixel values divided by 255 (range [0, 1]; the model normalizes),
-- `boxes`   float32 [B, M, 4] x1, y1, x2, y2 in pixels of the (padded) canvas, zeros where invalid,
-- `labels`  int32 [B, M], `valid` bool [B, M].
+A batch is a dict of numpy arrays (the detection batch contract):
 
-Every batch of one iterator has the same shapes, so a jitted step compiles once.
+- ``images`` uint8 [B, H, W, 3], resized and zero-padded into one canvas (:mod:`detection.geometry`);
+  the model divides by 255 on the device (``detection.backbone.normalize_images``),
+- ``boxes``  float32 [B, M, 4] x1, y1, x2, y2 in pixels of the canvas, zeros where invalid,
+- ``labels`` int32 [B, M], ``valid`` bool [B, M], with M = the index's ``max_boxes``,
+- ``scales`` float32 [B] (resized = original * scale), which map predictions back to original pixels.
+
+Training batch k is a pure function of (seed, k), so a stream resumes exactly from its position:
+epoch e shuffles and flips with ``default_rng([seed, e])`` (and draws each image's shorter side there when
+training is multi-scale); images are grouped by canvas, each group cut into full batches (the remainder
+of a group waits for the next epoch's shuffle), and the epoch's batches follow the shuffled position of
+their first image. With one canvas this is the plain shuffled order, cut into batches.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator
+import dataclasses
 
 import numpy as np
 
-from detection.datasets import DetectionData
+from detection.dataset_index import DatasetIndex
+from detection.geometry import Geometry
+from detection.images import decode_resized
 
 
-def flip_horizontal(
-    images: np.ndarray, boxes: np.ndarray, valid: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def flip_horizontal(images: np.ndarray, boxes: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Return (images, boxes) mirrored left-right over the whole canvas width W: x1' = W - x2, x2' = W - x1.
 
     The zero padding on the right of a narrow image moves to the left; invalid boxes stay zeros.
@@ -30,92 +36,99 @@ def flip_horizontal(
     return images[..., ::-1, :], np.where(valid[..., None], flipped, 0).astype(boxes.dtype)
 
 
-def gather_batch(data: DetectionData, indices: np.ndarray) -> dict[str, np.ndarray]:
-    """Return the batch dict of the images at `indices` (pixels scaled to [0, 1])."""
-    return {
-        "images": data.images[indices].astype(np.float32) / 255.0,
-        "boxes": data.boxes[indices],
-        "labels": data.labels[indices],
-        "valid": data.valid[indices],
+@dataclasses.dataclass(frozen=True)
+class BatchEntry:
+    """The images of one batch: index rows (the first ``count`` real, the rest padding), flips, shorter sides."""
+
+    rows: np.ndarray  # int64 [B]
+    canvas: int  # canvas number (geometry.canvases)
+    count: int  # real rows; the rest are padding (zero images, no boxes)
+    flips: np.ndarray | None = None  # bool [B]
+    short_sides: np.ndarray | None = None  # int [B] per-image shorter side (multi-scale), else None
+
+
+def assemble_batch(index: DatasetIndex, geometry: Geometry, entry: BatchEntry) -> dict[str, np.ndarray]:
+    """Read, resize, pad (and flip) the images of ``entry`` into one batch dict."""
+    height, width = geometry.canvases[entry.canvas]
+    size = len(entry.rows)
+    batch = {
+        "images": np.zeros((size, height, width, 3), np.uint8),
+        "boxes": np.zeros((size, index.max_boxes, 4), np.float32),
+        "labels": np.zeros((size, index.max_boxes), np.int32),
+        "valid": np.zeros((size, index.max_boxes), bool),
+        "scales": np.zeros(size, np.float32),
     }
+    rows = entry.rows[: entry.count]
+    scales = geometry.scales(index.sizes[rows], None if entry.short_sides is None else entry.short_sides[: entry.count])
+    for slot, (row, scale, resized) in enumerate(zip(rows, scales, geometry.resized_sizes(index.sizes[rows], scales),
+                                                     strict=True)):
+        where = f"image id {index.image_ids[row]} of {index.annotation_file}"
+        pixels = decode_resized(index.paths[row], tuple(index.sizes[row]), tuple(resized), where)
+        batch["images"][slot, : resized[0], : resized[1]] = pixels
+        boxes, labels = index.boxes_of(row)
+        batch["boxes"][slot, : len(boxes)] = np.minimum(boxes * scale, [width, height, width, height])
+        batch["labels"][slot, : len(labels)] = labels
+        batch["valid"][slot, : len(labels)] = True
+        batch["scales"][slot] = scale
+    if entry.flips is not None and entry.flips.any():
+        chosen = entry.flips
+        batch["images"][chosen], batch["boxes"][chosen] = flip_horizontal(
+            batch["images"][chosen], batch["boxes"][chosen], batch["valid"][chosen])
+    return batch
 
 
-def _epoch_batches(data, batch_size, rng, *, shuffle, flip, drop_last) -> Iterator[dict[str, np.ndarray]]:
-    count = len(data)
-    order = rng.permutation(count) if shuffle else np.arange(count)
-    flips = rng.random(count) < 0.5
-    if not drop_last and count % batch_size:
-        # Keep shapes static: fill the last batch with the first images of this epoch's order.
-        order = np.concatenate([order, np.resize(order, batch_size - count % batch_size)])
-        flips = np.concatenate([flips, np.resize(flips, batch_size - count % batch_size)])
-    for start in range(0, len(order) - batch_size + 1, batch_size):
-        indices = order[start : start + batch_size]
-        batch = gather_batch(data, indices)
-        if flip:
-            chosen = flips[start : start + batch_size]
-            images, boxes = flip_horizontal(
-                batch["images"][chosen], batch["boxes"][chosen], batch["valid"][chosen]
-            )
-            batch["images"][chosen] = images
-            batch["boxes"][chosen] = boxes
-        yield batch
+@dataclasses.dataclass(frozen=True)
+class TrainingPlan:
+    """Batch k of an endless shuffled, flipped training stream over an index (see the module docstring)."""
+
+    canvas_of: np.ndarray  # canvas number of each image
+    batch_size: int
+    seed: int
+    flip: bool = True
+    short_side_choices: tuple[int, ...] = ()  # multi-scale: each image's shorter side drawn from these
+
+    def __post_init__(self):
+        counts = np.bincount(self.canvas_of, minlength=1)
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {self.batch_size}")
+        if int((counts // self.batch_size).sum()) == 0:
+            raise ValueError(f"batch_size {self.batch_size} needs at least that many images of one canvas; the data "
+                             f"has {len(self.canvas_of)} image(s) ({', '.join(map(str, counts))} per canvas)")
+
+    @property
+    def batches_per_epoch(self) -> int:
+        """Full batches in one epoch."""
+        return int((np.bincount(self.canvas_of) // self.batch_size).sum())
+
+    def epoch(self, number: int) -> list[BatchEntry]:
+        """The batches of epoch ``number``."""
+        rng = np.random.default_rng([self.seed, number])
+        count = len(self.canvas_of)
+        order = rng.permutation(count)
+        flips = rng.random(count) < 0.5  # by position in the order
+        sides = (np.asarray(self.short_side_choices)[rng.integers(len(self.short_side_choices), size=count)]
+                 if self.short_side_choices else None)
+        chunks = []
+        for canvas in np.unique(self.canvas_of):
+            positions = np.flatnonzero(self.canvas_of[order] == canvas)
+            usable = len(positions) - len(positions) % self.batch_size
+            chunks.extend((int(canvas), positions[start : start + self.batch_size])
+                          for start in range(0, usable, self.batch_size))
+        chunks.sort(key=lambda chunk: chunk[1][0])
+        return [BatchEntry(rows=order[p], canvas=canvas, count=len(p), flips=flips[p] if self.flip else None,
+                           short_sides=None if sides is None else sides[p]) for canvas, p in chunks]
 
 
-def iterate_batches(
-    data: DetectionData,
-    batch_size: int,
-    *,
-    seed: int,
-    epochs: int | None = None,
-    steps: int | None = None,
-    shuffle: bool = True,
-    flip: bool = True,
-    drop_last: bool = True,
-) -> Iterator[dict[str, np.ndarray]]:
-    """Yield training batches: epoch e shuffles and flips with `default_rng([seed, e])`.
-
-    Stops after `epochs` passes or `steps` batches, whichever comes first; endless when both are None.
-    With drop_last=False the last batch of an epoch is filled up with images from its start.
-    """
+def evaluation_entries(index: DatasetIndex, geometry: Geometry, batch_size: int) -> list[BatchEntry]:
+    """Every image once, in index order within each canvas; a canvas's last batch is padded to ``batch_size``."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    if len(data) == 0 or (drop_last and batch_size > len(data)):
-        raise ValueError(f"batch_size {batch_size} needs at least that many images; the data has {len(data)}")
-    epoch_numbers = range(epochs) if epochs is not None else itertools.count()
-    batches = (
-        batch
-        for epoch in epoch_numbers
-        for batch in _epoch_batches(
-            data,
-            batch_size,
-            np.random.default_rng([seed, epoch]),
-            shuffle=shuffle,
-            flip=flip,
-            drop_last=drop_last,
-        )
-    )
-    return itertools.islice(batches, steps)
-
-
-def iterate_eval_batches(
-    data: DetectionData, batch_size: int
-) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray, int]]:
-    """Yield (batch, data indices of its first `count` rows, count) in order, the last batch zero-padded.
-
-    Padded rows have zero images and no valid boxes; drop them with `outputs[:count]`.
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
-    for start in range(0, len(data), batch_size):
-        indices = np.arange(start, min(start + batch_size, len(data)))
-        batch = gather_batch(data, indices)
-        count = len(indices)
-        if count < batch_size:
-            batch = {key: _pad_rows(value, batch_size) for key, value in batch.items()}
-        yield batch, indices, count
-
-
-def _pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
-    padded = np.zeros((rows, *array.shape[1:]), dtype=array.dtype)
-    padded[: len(array)] = array
-    return padded
+    canvas_of = geometry.canvas_number(index.sizes)
+    entries = []
+    for canvas in np.unique(canvas_of):
+        rows = np.flatnonzero(canvas_of == canvas)
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start : start + batch_size]
+            padded = np.concatenate([chunk, np.full(batch_size - len(chunk), chunk[0])])
+            entries.append(BatchEntry(rows=padded, canvas=int(canvas), count=len(chunk)))
+    return entries

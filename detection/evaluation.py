@@ -1,8 +1,8 @@
 """COCO box evaluation with pycocotools, returning the paper's AP columns plus a VOC-style mAP@0.5.
 
-Detections come as padded arrays in resized-image pixels; they are mapped back to original pixels with
-`DetectionData.scales`, converted to COCO [x, y, w, h] and the file's category ids, and scored by
-`COCOeval(gt, dt, "bbox")` on the images of the data only (a subset of the file is fine).
+Detections come as padded arrays in original image pixels (``detection.inference.detect`` maps them back);
+they are converted to COCO [x, y, w, h] and the file's category ids, and scored by
+`COCOeval(gt, dt, "bbox")` on the images of the index only (a subset of the file is fine).
 
 Metric values are fractions in [0, 1]. A size bin with no ground truth (COCOeval's -1) is NaN.
 `mAP50_voc` is the VOC2010+ all-point interpolated AP at IoU 0.5, averaged over classes with ground
@@ -25,7 +25,7 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from detection.datasets import DetectionData
+from detection.dataset_index import DatasetIndex
 
 AP_COLUMNS = ("AP", "AP50", "AP75", "AP_S", "AP_M", "AP_L", "mAP50_voc")
 _STATS_INDEX = {"AP": 0, "AP50": 1, "AP75": 2, "AP_S": 3, "AP_M": 4, "AP_L": 5}
@@ -46,8 +46,8 @@ def load_ground_truth(annotation_file: str) -> COCO:
     return _ground_truth(os.path.abspath(annotation_file), stat.st_mtime_ns, stat.st_size)
 
 
-def detections_to_coco(data: DetectionData, boxes, scores, classes, valid, *, max_per_image: int = 100):
-    """Return an [D, 7] array (image_id, x, y, w, h, score, category_id) in original-image pixels.
+def detections_to_coco(data: DatasetIndex, boxes, scores, classes, valid, *, max_per_image: int = 100):
+    """Return an [D, 7] array (image_id, x, y, w, h, score, category_id) of detections in original pixels.
 
     Keeps the `max_per_image` highest-scoring valid detections of each image, as COCO's protocol does.
     """
@@ -72,7 +72,7 @@ def detections_to_coco(data: DetectionData, boxes, scores, classes, valid, *, ma
     top = np.argsort(-masked_scores, axis=1, kind="stable")[:, :max_per_image]
     rows = np.arange(count)[:, None]
     keep = valid[rows, top]
-    original = boxes[rows, top] / data.scales.astype(np.float64)[:, None, None]
+    original = boxes[rows, top]
     xywh = np.concatenate([original[..., :2], np.maximum(original[..., 2:] - original[..., :2], 0)], axis=-1)
     category_ids = np.asarray(data.category_ids, dtype=np.float64)[np.where(keep, classes[rows, top], 0)]
     image_ids = np.broadcast_to(data.image_ids[:, None], keep.shape).astype(np.float64)
@@ -114,11 +114,11 @@ def _voc_all_point_ap(evaluator: COCOeval) -> float:
 
 
 def evaluate_detections(
-    data: DetectionData, boxes, scores, classes, valid, *, max_per_image: int = 100
+    data: DatasetIndex, boxes, scores, classes, valid, *, max_per_image: int = 100
 ) -> dict:
     """Return COCO AP, AP50, AP75, AP_S, AP_M, AP_L, mAP50_voc (fractions) and eval_seconds for detections.
 
-    Arrays: boxes [N, K, 4] x1y1x2y2 in resized pixels, scores [N, K], classes [N, K] contiguous class
+    Arrays: boxes [N, K, 4] x1y1x2y2 in original pixels, scores [N, K], classes [N, K] contiguous class
     indices, valid [N, K]; row i belongs to `data.image_ids[i]`.
     """
     start = time.perf_counter()
@@ -142,7 +142,7 @@ def evaluate_detections(
     return metrics
 
 
-def _empty_bins(ground_truth: COCO, data: DetectionData) -> dict[str, float]:
+def _empty_bins(ground_truth: COCO, data: DatasetIndex) -> dict[str, float]:
     """Return NaN for the size bins with no (non-crowd) ground truth in the data's images."""
     annotations = ground_truth.loadAnns(ground_truth.getAnnIds(imgIds=[int(i) for i in data.image_ids]))
     areas = np.asarray([a["area"] for a in annotations if not a.get("iscrowd", 0)], dtype=np.float64)

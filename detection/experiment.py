@@ -18,12 +18,14 @@ from typing import Any
 
 from flax import serialization
 
-from detection.batching import iterate_batches
 from detection.checkpoints import STATE_FILE, write_atomically
-from detection.datasets import DetectionData, load_dataset
+from detection.dataset_index import DatasetIndex
+from detection.datasets import evaluation_split, load_dataset
 from detection.detectors import FCOS_PRESETS, get_detector
+from detection.geometry import Geometry
 from detection.inference import evaluate_model
 from detection.optim import OptimizerConfig
+from detection.pipeline import training_stream
 from detection.training import train
 
 EXPERIMENT_FILE = "experiment.json"
@@ -48,6 +50,7 @@ class ExperimentResult:
     out_dir: str
     eval_split: str
     losses: dict[str, Any]
+    datasets: dict[str, Any]  # what was trained and evaluated on (describe_data)
 
     def to_dict(self) -> dict:
         """Return the result as a JSON-ready dict."""
@@ -67,6 +70,8 @@ def run_experiment(
     data: str = "shapes",
     eval_data: str | None = None,
     image_size: int = 128,
+    max_size: int | None = None,
+    train_short_sides: tuple[int, ...] = (),
     preset: str = "tiny",
     config_overrides: dict[str, Any] | None = None,
     cls_loss: str | Callable | None = None,
@@ -82,24 +87,29 @@ def run_experiment(
     eval_split: str = "final_val",
     data_root: str | os.PathLike | None = None,
     eval_batch_size: int = 32,
+    workers: int = 0,
     progress: bool = True,
 ) -> ExperimentResult:
     """Train on ``data``'s train split, save the model to ``out_dir``, evaluate on ``eval_split``; return the result.
 
-    ``data``/``eval_data`` are dataset specs (:func:`detection.datasets.load_dataset`; the shapes dataset
-    is generated into the cache when missing). Losses are names or callables as for
-    :func:`detection.training.train`; ``loss_descriptions`` (JSON-ready) are stored with the model.
-    ``steps`` and ``optimizer`` default to the detector's default schedule. Running again with the same
-    ``out_dir`` and settings resumes from its checkpoint.
+    ``data``/``eval_data`` are dataset specs (:func:`load_data_pair`; the shapes dataset is generated into
+    the cache when missing). Images are resized to shorter side ``image_size`` with the longer side at most
+    ``max_size`` (default ``image_size``: fit into a square), multi-scale training draws the shorter side
+    from ``train_short_sides`` (:class:`detection.geometry.Geometry`); ``workers`` > 0 decodes in that many
+    processes. Losses are names or callables as for :func:`detection.training.train`;
+    ``loss_descriptions`` (JSON-ready) are stored with the model. ``steps`` and ``optimizer`` default to
+    the detector's default schedule. Running again with the same ``out_dir`` and settings resumes from its
+    checkpoint, data position included.
     """
     defaults = get_detector(detector)
     cls_loss = cls_loss or defaults.default_cls_loss
     steps = steps or defaults.default_steps
     optimizer = optimizer or defaults.default_optimizer
-    train_data = load_dataset(data, split=train_split, image_size=image_size, root=data_root)
-    eval_set = load_dataset(eval_data or data, split=eval_split, image_size=image_size, root=data_root)
-    check_same_classes(eval_set, list(train_data.class_names))
-    config = make_config(train_data.num_classes, image_size, preset, detector, **(config_overrides or {}))
+    geometry = Geometry(short_side=image_size, max_size=max_size, train_short_sides=train_short_sides)
+    make_config(1, geometry.canvases[0], preset, detector, **(config_overrides or {}))  # bad settings fail before data
+    train_data, eval_set, eval_split = load_data_pair(data, eval_data, train_split, eval_split, root=data_root,
+                                                      progress=progress)
+    config = make_config(train_data.num_classes, geometry.canvases[0], preset, detector, **(config_overrides or {}))
     losses = loss_descriptions or {"cls": _name_of(cls_loss), "reg": _name_of(reg_loss)}
     losses = {**losses, "alpha_balance": alpha_balance}
     write_experiment_metadata(
@@ -110,6 +120,7 @@ def run_experiment(
             "config": dataclasses.asdict(config),
             "class_names": list(train_data.class_names),
             "image_size": list(config.image_size),
+            "geometry": geometry.to_dict(),
             "data": data,
             "eval_data": eval_data or data,
             "train_split": train_split,
@@ -123,24 +134,25 @@ def run_experiment(
             "optimizer": dataclasses.asdict(optimizer),
         },
     )
-    batches = iterate_batches(train_data, batch_size, seed=seed, steps=steps)
     started = time.perf_counter()
-    trained = train(
-        config,
-        batches,
-        steps=steps,
-        cls_loss=cls_loss,
-        reg_loss=reg_loss,
-        alpha_balance=alpha_balance,
-        optimizer=optimizer,
-        seed=seed,
-        out_dir=out_dir,
-        checkpoint_every=max(steps // 10, 100),
-        resume=True,
-        progress=progress,
-    )
+    with training_stream(train_data, geometry, batch_size=batch_size, seed=seed, steps=steps,
+                         workers=workers) as batches:
+        trained = train(
+            config,
+            batches,
+            steps=steps,
+            cls_loss=cls_loss,
+            reg_loss=reg_loss,
+            alpha_balance=alpha_balance,
+            optimizer=optimizer,
+            seed=seed,
+            out_dir=out_dir,
+            checkpoint_every=max(steps // 10, 100),
+            resume=True,
+            progress=progress,
+        )
     train_seconds = time.perf_counter() - started
-    metrics = evaluate_model(trained.params, config, eval_set, batch_size=eval_batch_size)
+    metrics = evaluate_model(trained.params, config, eval_set, batch_size=eval_batch_size, workers=workers)
     return ExperimentResult(
         metrics=metrics,
         steps=steps,
@@ -153,7 +165,31 @@ def run_experiment(
         out_dir=str(out_dir),
         eval_split=eval_split,
         losses=losses,
+        datasets=describe_data(train_data, eval_set),
     )
+
+
+def load_data_pair(data: str, eval_data: str | None, train_split: str, eval_split: str, *, root=None,
+                   progress: bool = True) -> tuple[DatasetIndex, DatasetIndex, str]:
+    """Return (training index, evaluation index, the evaluation's split) of a training and its evaluation.
+
+    Without ``eval_data`` (or with the same spec), evaluation reads ``eval_split`` of ``data`` — for a
+    dataset without splits of its own, its held-out part (``detection.datasets``). Separate ``eval_data``
+    is read with :func:`detection.datasets.evaluation_split` (the whole of a coco file). The evaluation
+    classes must be the training classes (in any order); DatasetError lists both otherwise.
+    """
+    train_data = load_dataset(data, split=train_split, root=root, progress=progress)
+    if eval_data not in (None, data):
+        eval_split = evaluation_split(eval_data, eval_split)
+    eval_set = load_dataset(eval_data or data, split=eval_split, root=root, progress=progress)
+    return train_data, eval_set.with_class_order(train_data.class_names), eval_split
+
+
+def describe_data(train_data: DatasetIndex, eval_set: DatasetIndex) -> dict[str, Any]:
+    """What a training saw and was evaluated on: names and image counts, and the images the two share."""
+    shared = len(set(train_data.paths) & set(eval_set.paths))
+    return {"train": train_data.name, "train_images": len(train_data), "eval": eval_set.name,
+            "eval_images": len(eval_set), "shared_images": shared}
 
 
 def _name_of(loss: str | Callable) -> str:
@@ -224,20 +260,17 @@ def evaluate_checkpoint(
     split: str | None = None,
     data_root: str | os.PathLike | None = None,
     batch_size: int = 32,
+    workers: int = 0,
 ) -> dict:
-    """Return the metrics of a saved model on ``data``/``split`` (default: the ones it was evaluated on)."""
+    """Return the metrics of a saved model on ``data``/``split`` (default: the ones it was evaluated on).
+
+    ``data`` other than the model's training data is read as separate evaluation data
+    (:func:`detection.datasets.evaluation_split`); the model's own data gives its held-out part.
+    """
     params, config, metadata = load_trained_model(checkpoint)
-    data = data or metadata["eval_data"]
-    split = split or metadata["eval_split"]
-    eval_set = load_dataset(data, split=split, image_size=config.image_size, root=data_root)
-    check_same_classes(eval_set, metadata["class_names"])
-    return evaluate_model(params, config, eval_set, batch_size=batch_size)
-
-
-def check_same_classes(data: DetectionData, class_names: list[str]) -> None:
-    """Raise ValueError when ``data``'s classes are not the ones a model was trained on."""
-    if list(data.class_names) != list(class_names):
-        raise ValueError(
-            f"the data's classes {list(data.class_names)} differ from the model's {list(class_names)}; "
-            "evaluate on data with the categories it was trained on"
-        )
+    data, split = data or metadata["eval_data"], split or metadata["eval_split"]
+    if data != metadata["data"]:
+        split = evaluation_split(data, split)
+    eval_set = load_dataset(data, split=split, root=data_root, progress=False)
+    eval_set = eval_set.with_class_order(metadata["class_names"])
+    return evaluate_model(params, config, eval_set, batch_size=batch_size, workers=workers)

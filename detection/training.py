@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from detection.checkpoints import load_checkpoint, save_checkpoint
 from detection.detectors import detector_of
+from detection.geometry import config_for_canvas
 from detection.optim import OptimizerConfig, learning_rate_schedule, make_optimizer
 
 DEFAULT_OPTIMIZER = OptimizerConfig()
@@ -134,10 +135,19 @@ def make_train_step(
     return jax.jit(train_step, out_shardings=NamedSharding(mesh, PartitionSpec()))
 
 
-def _batch_source(data: Callable[[int], dict] | Iterable[dict], start_step: int) -> Callable[[int], dict]:
-    """Return ``step -> batch``; an iterable is advanced past the ``start_step`` batches already used."""
+def _batch_source(data: Callable[[int], dict] | Iterable[dict], start_step: int,
+                  data_state: dict | None) -> Callable[[int], dict]:
+    """Return ``step -> batch`` continuing at ``start_step``.
+
+    A stream with ``set_state`` is set to its saved state with the position ``start_step`` (the restored
+    parameters' step decides: a crash between the two checkpoint files leaves the older metadata); another
+    iterable is advanced past the ``start_step`` batches already used.
+    """
     if callable(data):
         return data
+    if hasattr(data, "set_state"):
+        data.set_state({**(data_state or {}), "position": start_step})
+        return lambda step: next(data)
     iterator = iter(data)
     for _ in range(start_step):
         next(iterator)
@@ -151,8 +161,10 @@ def _describe(value: Any) -> Any:
     return getattr(getattr(value, "fn", value), "__name__", repr(value))
 
 
-def _metadata(config, optimizer, total_steps, seed, step, loss_options) -> dict:
+def _metadata(config, optimizer, total_steps, seed, step, loss_options, data=None) -> dict:
+    state = data.get_state() if hasattr(data, "get_state") else None
     return {
+        **({"data_state": state} if state is not None else {}),
         "step": step,
         "total_steps": total_steps,
         "seed": seed,
@@ -203,8 +215,11 @@ def train(
 ) -> TrainResult:
     """Train the detector of ``config`` (FCOS or Faster R-CNN) for ``steps`` steps; return state and metrics.
 
-    ``data`` is either ``step -> batch`` (exact resumption) or an iterable of batches (advanced
-    past the completed steps on resume). Batches follow the detection batch contract. Losses
+    ``data`` is ``step -> batch``, a stream with ``get_state``/``set_state`` (:func:`detection.pipeline.
+    training_stream`; its position is saved in the checkpoint and restored on resume), or another iterable
+    of batches (advanced past the completed steps on resume). Batches follow the detection batch contract
+    (:mod:`detection.batching`); a batch of another canvas than ``config.image_size`` runs with the config's
+    canvas set to it (one compiled step per canvas). Losses
     and options go to the detector's loss (``detection.detectors``); no ``cls_loss`` means the
     detector's default (focal or cross-entropy), an option left None keeps the loss's own default,
     and an option the detector does not take raises. ``params`` warm-starts the model.
@@ -225,21 +240,23 @@ def train(
     init_key, step_key = jax.random.split(jax.random.key(seed))
     state = create_train_state(config, optimizer, steps, init_key, params)
     expected = _metadata(config, optimizer, steps, seed, 0, loss_options)
+    data_state = None
     if resume and out_dir is not None:
         restored = load_checkpoint(out_dir, state)
         if restored is not None:
             _check_resumable(restored[1], expected, out_dir)
-            state = restored[0]
+            state, data_state = restored[0], restored[1].get("data_state")
     start_step = int(state.step)
     state = replicate(state, mesh)
-    train_step = make_train_step(config, optimizer, steps, loss_options, mesh)
-    next_batch = _batch_source(data, start_step)
+    next_batch = _batch_source(data, start_step, data_state)
 
     history: list[dict[str, float]] = []
     compile_seconds, timed_images, timed_seconds = 0.0, 0, 0.0
     bar = tqdm(range(start_step, steps), initial=start_step, total=steps, disable=not progress, desc="train")
     for step in bar:
         batch = shard_batch(next_batch(step), mesh)
+        train_step = make_train_step(config_for_canvas(config, batch["images"].shape[1:3]), optimizer, steps,
+                                     loss_options, mesh)
         started = time.perf_counter()
         state, metrics = train_step(state, batch, step_key)
         values = {k: float(v) for k, v in metrics.items()}  # waits for the step to finish
@@ -254,7 +271,7 @@ def train(
         done = step + 1
         speed = timed_images / timed_seconds if timed_seconds else 0.0
         if out_dir is not None and (done == steps or (checkpoint_every and done % checkpoint_every == 0)):
-            save_checkpoint(out_dir, state, _metadata(config, optimizer, steps, seed, done, loss_options))
+            save_checkpoint(out_dir, state, _metadata(config, optimizer, steps, seed, done, loss_options, data))
         if done % log_every == 0 or done == steps:
             history.append({"step": done, **values, "images_per_second": speed})
             bar.set_postfix(loss=f"{values['loss']:.4f}", img_s=f"{speed:.0f}")

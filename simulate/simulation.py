@@ -1,7 +1,7 @@
 """Model optimization simulation (MOS): short optimizations of many candidates in one compiled program.
 
 A :class:`Simulator` is built once per search: it loads the data, gets the cached warm start
-(:mod:`simulate.verification`), draws the verification set, caches the features below the
+(:mod:`simulate.warm_start`), draws the verification set, caches the features below the
 prediction layers (:mod:`simulate.heads`) and simulates the branch's default loss as the
 *baseline*. Then :meth:`Simulator.simulate_many` takes candidates in batches of ``batch_size``,
 with the parameters stacked across the batch and each optimizer step one jitted call for all:
@@ -53,11 +53,12 @@ from tqdm.auto import tqdm
 from detection.datasets import load_dataset
 from detection.detectors import get_detector
 from detection.evaluation import evaluate_detections
+from detection.geometry import Geometry, geometry_of, to_original_pixels
 from detection.optim import OptimizerConfig, make_optimizer
 from simulate.heads import TRAIN_CHOICES, head_task, with_fresh_output_layer
 from simulate.interpreter import encode, encode_tree, length_class, run_program
 from simulate.linearized import derivatives_fn, first_order_loss, loss_inputs
-from simulate.verification import verification_set, warm_start
+from simulate.warm_start import verification_set, warm_start
 from symbolic.candidate import Candidate
 from symbolic.zoo import KNOWN_LOSSES
 
@@ -84,7 +85,8 @@ class SimulationConfig:
     detector: str = "fcos"
     data: str = "shapes"
     data_root: str | None = None
-    image_size: int = 128
+    image_size: int = 128  # shorter side S of the images
+    image_max_size: int | None = None  # longer side at most L (None: L = S, a square canvas)
     preset: str = "tiny"
     branch: str = "cls"  # "cls" or "reg": the branch the candidates replace
     seed: int = 0
@@ -110,6 +112,7 @@ class SimulationConfig:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"SimulationConfig.{name}={getattr(self, name)!r}; choose one of {', '.join(allowed)}")
         get_detector(self.detector)
+        Geometry(short_side=self.image_size, max_size=self.image_max_size)  # raises for an impossible pair
 
     @property
     def form(self) -> str:
@@ -147,8 +150,9 @@ def warm_start_of(config: SimulationConfig, *, cache_dir=None, progress: bool = 
     both start from the same file.
     """
     detector = get_detector(config.detector)
-    train_data = load_dataset(config.data, split="train", image_size=config.image_size, root=config.data_root)
-    detector_config = detector.make_config(train_data.num_classes, config.image_size, config.preset)
+    train_data = load_dataset(config.data, split="train", root=config.data_root, progress=progress)
+    canvas = Geometry(short_side=config.image_size, max_size=config.image_max_size).canvases[0]
+    detector_config = detector.make_config(train_data.num_classes, canvas, config.preset)
     params, path = warm_start(
         detector_config,
         train_data,
@@ -176,7 +180,9 @@ class Simulator:
         if config.reset_output:
             fresh = detector.init_params(self.detector_config, jax.random.key(config.seed + 1))
             params = with_fresh_output_layer(config.detector, config.branch, params, fresh)
-        self.verification_data, batch = verification_set(train_data, config.images_per_class, config.seed)
+        self.verification_data, batch = verification_set(train_data, config.images_per_class, config.seed,
+                                                         geometry_of(self.detector_config))
+        self._scales = batch["scales"]
         self.task = head_task(config.detector, self.detector_config, params, batch,
                               jax.random.key(config.seed + 2), train=config.train)
         self._shared_steps: dict[tuple[int | str, int], Any] = {}
@@ -243,6 +249,7 @@ class Simulator:
         losses = np.asarray(jax.device_get(jnp.stack(curves, axis=1)))
         failed_at = np.asarray(jax.device_get(state[3]))
         detections = [np.asarray(a) for a in jax.device_get(self._detect(state[0], self.task.frozen))]
+        detections[0] = to_original_pixels(detections[0], self._scales, self.verification_data.sizes)
         evaluated = time.perf_counter()
         results = [
             self._judge(candidate, losses[k], int(failed_at[k]), [array[k] for array in detections])

@@ -5,13 +5,12 @@ lowering to JAX. No detector code lives here.
 
 from symbolic.candidate import Candidate, to_jax
 from symbolic.canonical import Deduplicator, InvalidCandidate, bounded_simplify
+from symbolic.cpv import Verdict, check_trees, format_verdict, verify
 from symbolic.forms import FORMS, Form, get_form
 from symbolic.operators import OPERATORS, operators_for
 from symbolic.parser import ParseError, parse_tree
 from symbolic.screening import screen, screen_trees
 from symbolic.variation import crossover, mutate, random_candidate, random_tree
-from symbolic.verify import Verdict, format_verdict, verify
-from symbolic.verify_batch import check_trees
 from symbolic.zoo import KNOWN_LOSSES, known_loss
 
 __all__ = [

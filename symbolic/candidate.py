@@ -3,27 +3,46 @@
 A Candidate is immutable: a canonical SymPy expression, its form, and its canonical key.
 Two candidates are equal, and hash equal, exactly when their keys are. Everything else
 (size, fingerprint, printed forms, the JAX function) is derived on demand and cached.
+
+Construction is bounded, whatever the input: ``Candidate.parse``, ``Candidate.from_tree`` and
+``Candidate(expr, form)`` either return a candidate or raise ``InvalidCandidate`` (the parser
+raises ``ParseError``), in at most ``CONSTRUCTION_SECONDS`` of CPU time for the SymPy step. A
+tree is checked before SymPy sees it: its size and depth (``symbolic.tree``), its structure,
+and the range of its constants (``symbolic.constant_range``: no constant so large that one
+mpmath call could run for minutes). The SymPy step then runs in ``_bounded``, the one place
+where anything SymPy or mpmath raises (``TypeError: Invalid comparison of non-real``,
+``OverflowError``, ``RecursionError``, running out of the time budget) becomes an
+``InvalidCandidate`` that says what happened.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 
 import sympy
 
 from symbolic.canonical import InvalidCandidate, canonical_key, canonicalize, fingerprint
+from symbolic.constant_range import constant_problem
 from symbolic.forms import Form, get_form
+from symbolic.time_budget import BudgetExceeded, time_budget
 from symbolic.tree import (
+    MAX_DEPTH,
+    MAX_NESTING,
+    MAX_NODES,
     Tree,
     UnsupportedExpression,
     sympy_to_tree,
     tree_depth,
+    tree_limit_problem,
     tree_problem,
     tree_size,
     tree_to_sympy,
 )
 from symbolic.vector_ops import VectorOperatorError, expression_rank
+
+CONSTRUCTION_SECONDS = 0.5  # CPU time for SymPy to build one candidate; ordinary ones take milliseconds
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
@@ -45,20 +64,29 @@ class Candidate:
             raise TypeError(f"Candidate takes a SymPy expression, got {type(self.expr).__name__}; "
                             "use Candidate.parse for text")
         form = get_form(self.form)
-        expr = canonicalize(self.expr)
-        object.__setattr__(self, "form", form)
-        object.__setattr__(self, "expr", expr)
-        object.__setattr__(self, "tree", _check_expression(expr, form))
-        object.__setattr__(self, "key", canonical_key(self.tree, form))
+        _bounded(lambda: self._settle(self.expr, form, check_constants=True))
 
     @classmethod
     def from_tree(cls, tree: Tree, form: Form | str) -> Candidate:
         """The candidate of a light tree; InvalidCandidate if the tree is not a valid loss."""
         form = get_form(form)
-        problem = tree_problem(tree, form)
+        problem = tree_limit_problem(tree) or tree_problem(tree, form) or constant_problem(tree)
         if problem is not None:
             raise InvalidCandidate(problem)
-        return cls(tree_to_sympy(tree, form), form)
+        candidate = object.__new__(cls)  # the tree's constants are checked: skip __post_init__'s check
+        _bounded(lambda: candidate._settle(tree_to_sympy(tree, form), form, check_constants=False))
+        return candidate
+
+    def _settle(self, expr: sympy.Expr, form: Form, *, check_constants: bool) -> None:
+        """Set the canonical expression, tree and key of ``expr`` (raw SymPy work: call through _bounded)."""
+        if check_constants:
+            _check_constants(expr, form)
+        expr = canonicalize(expr)
+        tree = _check_expression(expr, form)
+        object.__setattr__(self, "form", form)
+        object.__setattr__(self, "expr", expr)
+        object.__setattr__(self, "tree", tree)
+        object.__setattr__(self, "key", canonical_key(tree, form))
 
     @classmethod
     def parse(cls, text: str, form: Form | str) -> Candidate:
@@ -127,6 +155,34 @@ def _lowered(candidate: Candidate):
     return lower_to_jax(candidate.expr, candidate.form)
 
 
+def _bounded(build: Callable[[], None]) -> None:
+    """Run the SymPy step of a construction: within its time budget, raising only InvalidCandidate."""
+    try:
+        with time_budget(CONSTRUCTION_SECONDS):
+            build()
+    except InvalidCandidate:
+        raise
+    except BudgetExceeded:
+        raise InvalidCandidate(f"SymPy needed more than {CONSTRUCTION_SECONDS} s of CPU time to build the formula; "
+                               "write it with fewer nested functions, or fewer functions of constants") from None
+    except RecursionError:
+        raise InvalidCandidate("the formula nests too deeply for SymPy; write it with fewer nested "
+                               "functions") from None
+    except Exception as error:  # SymPy or mpmath failed on it: a formula we cannot handle, not a crash
+        raise InvalidCandidate(f"SymPy cannot build the formula: {type(error).__name__}: {error}") from error
+
+
+def _check_constants(expr: sympy.Expr, form: Form) -> None:
+    """Refuse a SymPy expression with a constant out of range before canonicalization evaluates it."""
+    try:
+        tree = sympy_to_tree(expr, form)
+    except UnsupportedExpression:
+        return  # not written with the primitives: refused after canonicalization, with the reason
+    problem = constant_problem(tree)
+    if problem is not None:
+        raise InvalidCandidate(problem)
+
+
 def _check_expression(expr: sympy.Expr, form: Form) -> Tree:
     """The expression's primitive tree, or InvalidCandidate saying why it is not a loss of ``form``."""
     symbols = expr.free_symbols
@@ -145,6 +201,29 @@ def _check_expression(expr: sympy.Expr, form: Form) -> Tree:
         if rank != 0:
             raise InvalidCandidate("the loss is a vector over classes; reduce it to one value per sample with dot")
     try:
-        return sympy_to_tree(expr, form)
+        tree = sympy_to_tree(expr, form)
     except UnsupportedExpression as error:
         raise InvalidCandidate(str(error)) from None
+    problem = tree_limit_problem(tree, MAX_NESTING)  # its prefix text must parse back
+    if problem is not None:
+        raise InvalidCandidate(f"written with the primitives, {problem}")
+    problem = constant_problem(tree)  # SymPy's rewriting may move a sign under a root: refused in the text too
+    if problem is not None:
+        raise InvalidCandidate(f"rewritten in canonical form, {problem}")
+    if tree_depth(tree) > MAX_DEPTH // 2 or tree_size(tree) > MAX_NODES // 4:  # only such trees come near a limit
+        _check_printed(expr, tree, form)
+    return tree
+
+
+def _check_printed(expr: sympy.Expr, tree: Tree, form: Form) -> None:
+    """Refuse a canonical form whose printed text the parser would refuse (printing can nest a level deeper)."""
+    from symbolic.parser import ParseError, parse_tree
+    from symbolic.printers import to_infix, to_prefix
+
+    for text in (to_infix(expr), to_prefix(tree, form)):
+        try:
+            problem = tree_limit_problem(parse_tree(text, form))
+        except ParseError as error:
+            problem = error.message
+        if problem is not None:
+            raise InvalidCandidate(f"printed in canonical form, {problem}")

@@ -11,7 +11,7 @@ of local rewrites, each exact and applied in one bottom-up pass:
 
 The pass is linear in the size of the expression; ``simplify`` is never part of the key
 (it can run for minutes on a 12-operator expression) and is offered separately under a
-hard time budget. The key hashes the canonical expression written as primitives (its light
+hard time budget (``symbolic.time_budget``). The key hashes the canonical expression written as primitives (its light
 tree), which identifies it exactly and costs far less than ``srepr``.
 
 What SymPy cannot show equal, the *functional fingerprint* catches: values on a fixed
@@ -23,9 +23,6 @@ built from it get the same fingerprint.
 from __future__ import annotations
 
 import hashlib
-import signal
-import threading
-from contextlib import contextmanager
 
 import numpy as np
 import sympy
@@ -33,6 +30,7 @@ import sympy
 from symbolic.forms import Form, probe_inputs
 from symbolic.functions import S_CURVES, Sigmoid, Softplus
 from symbolic.numeric import evaluate_trees
+from symbolic.time_budget import BudgetExceeded, time_budget
 from symbolic.tree import Tree
 
 MAX_PASSES = 4  # rewriting reaches its fixed point in one or two passes
@@ -160,37 +158,15 @@ def fingerprint(tree: Tree, form: Form) -> str:
     return fingerprint_rows(evaluate_trees([tree], probe_inputs(form.name), form))[0]
 
 
-class _Timeout(Exception):
-    pass
-
-
-@contextmanager
-def _time_limit(seconds: float):
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
-        raise _Timeout("a time limit needs the main thread")
-
-    def interrupt(signum, frame):
-        raise _Timeout()
-
-    previous = signal.signal(signal.SIGALRM, interrupt)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 def bounded_simplify(expr: sympy.Expr, seconds: float = 1.0) -> tuple[sympy.Expr, bool]:
-    """``sympy.simplify`` under a hard time budget: (result, finished in time).
+    """``sympy.simplify`` within a budget of ``seconds`` of CPU time: (result, finished in time).
 
-    On timeout, or outside the main thread (where no alarm can interrupt SymPy), the input
-    comes back unchanged with ``False``.
+    On timeout the input comes back unchanged with ``False``; any thread may call it.
     """
     try:
-        with _time_limit(seconds):
+        with time_budget(seconds):
             simplified = sympy.simplify(expr)
-    except _Timeout:
+    except BudgetExceeded:
         return expr, False
     if sympy.count_ops(simplified) > sympy.count_ops(expr):
         return expr, True

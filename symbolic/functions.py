@@ -19,9 +19,21 @@ erfc_s(x) := 1 − erf_s(x) = erf_s(−x).
 
 from __future__ import annotations
 
+import threading
+
 import mpmath
 import sympy
 from sympy import Rational
+
+_THREAD = threading.local()
+
+
+def _thread_context() -> mpmath.MPContext:
+    """This thread's own mpmath context."""
+    context = getattr(_THREAD, "mpmath", None)
+    if context is None:
+        context = _THREAD.mpmath = mpmath.MPContext()
+    return context
 
 
 class DefinedFunction(sympy.Function):
@@ -30,7 +42,9 @@ class DefinedFunction(sympy.Function):
     ``evalf`` does not go through the definition: (erf(t) + 1)/2 cancels catastrophically
     for negative t, and SymPy's automatic evaluation relies on ``evalf`` to decide whether a
     constant is 0 (cos(erf_s(−e²)) would become cos(0) = 1). Each class computes its value
-    with ``mpmath`` in a form free of cancellation, with guard digits.
+    with ``mpmath`` in a form free of cancellation, with guard digits, in a context of its
+    thread's own (mpmath's global context is shared by all threads, and its precision is
+    restored only if nothing interrupts the computation, see ``symbolic.time_budget``).
     """
 
     nargs = 1
@@ -42,16 +56,17 @@ class DefinedFunction(sympy.Function):
         raise NotImplementedError
 
     @staticmethod
-    def mp_value(a: mpmath.mpf) -> mpmath.mpf:
-        """The function of a real ``mpmath`` number, free of cancellation."""
+    def mp_value(mp: mpmath.MPContext, a: mpmath.mpf) -> mpmath.mpf:
+        """The function of a real number ``a`` of the context ``mp``, free of cancellation."""
         raise NotImplementedError
 
     def _eval_evalf(self, prec):
         arg = self.args[0]._eval_evalf(prec + self.GUARD_BITS)
         if arg is None or not arg.is_Float:
             return None
-        with mpmath.workprec(prec + self.GUARD_BITS):
-            value = self.mp_value(mpmath.mpf(arg._mpf_))
+        mp = _thread_context()
+        mp.prec = prec + self.GUARD_BITS
+        value = self.mp_value(mp, mp.mpf(arg._mpf_))
         return sympy.Float._new(value._mpf_, prec)
 
     def _eval_is_extended_real(self):
@@ -83,8 +98,8 @@ class Sigmoid(SCurve):
         return 1 / (1 + sympy.exp(-a))
 
     @staticmethod
-    def mp_value(a):
-        return 1 / (1 + mpmath.exp(-a))
+    def mp_value(mp, a):
+        return 1 / (1 + mp.exp(-a))
 
     def fdiff(self, argindex=1):
         return self * (1 - self)
@@ -101,8 +116,8 @@ class ScaledErf(SCurve):
         return (sympy.erf(sympy.sqrt(sympy.pi) * a / 4) + 1) / 2
 
     @staticmethod
-    def mp_value(a):
-        return mpmath.erfc(-mpmath.sqrt(mpmath.pi) * a / 4) / 2
+    def mp_value(mp, a):
+        return mp.erfc(-mp.sqrt(mp.pi) * a / 4) / 2
 
     def fdiff(self, argindex=1):
         a = self.args[0]
@@ -117,8 +132,8 @@ class ScaledGd(SCurve):
         return (4 / sympy.pi * sympy.atan(sympy.tanh(sympy.pi * a / 8)) + 1) / 2
 
     @staticmethod
-    def mp_value(a):
-        return 2 / mpmath.pi * mpmath.atan(mpmath.exp(mpmath.pi * a / 4))  # = the definition, via gd
+    def mp_value(mp, a):
+        return 2 / mp.pi * mp.atan(mp.exp(mp.pi * a / 4))  # = the definition, via gd
 
     def fdiff(self, argindex=1):
         t = sympy.tanh(sympy.pi * self.args[0] / 8)
@@ -134,9 +149,9 @@ class ScaledAlf(SCurve):
         return (h / sympy.sqrt(1 + h**2) + 1) / 2
 
     @staticmethod
-    def mp_value(a):
+    def mp_value(mp, a):
         h = a / 2
-        s = mpmath.sqrt(1 + h * h)
+        s = mp.sqrt(1 + h * h)
         return 1 / (2 * s * (s - h)) if h < 0 else (s + h) / (2 * s)  # (s + h)(s − h) = 1
 
     def fdiff(self, argindex=1):
@@ -157,8 +172,8 @@ class Softplus(DefinedFunction):
         return sympy.log(1 + sympy.exp(a))
 
     @staticmethod
-    def mp_value(a):
-        return mpmath.log1p(mpmath.exp(a))
+    def mp_value(mp, a):
+        return mp.log1p(mp.exp(a))
 
     def fdiff(self, argindex=1):
         return Sigmoid(self.args[0])
@@ -183,8 +198,8 @@ class Relu(DefinedFunction):
         return sympy.Max(a, 0)
 
     @staticmethod
-    def mp_value(a):
-        return mpmath.mpf(a) if a > 0 else mpmath.mpf(0)
+    def mp_value(mp, a):
+        return a if a > 0 else mp.zero
 
     def fdiff(self, argindex=1):
         return sympy.Heaviside(self.args[0], 0)

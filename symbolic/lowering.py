@@ -1,142 +1,188 @@
-"""Lowering SymPy expressions to NumPy and JAX, through the operator table.
+"""Lowering SymPy expressions to straight-line code, run on NumPy or JAX or written out as source.
 
 SymPy's own code printers are not used: they print ``erf`` as ``math.erf`` (breaks under
 tracing), turn ``Piecewise`` into a ``select`` that leaks NaN gradients, and print
 ``log(1 + exp(x))`` as written. Instead an expression is compiled into a *program*: its
-distinct subexpressions in evaluation order, each an operator of the table applied to
-earlier entries. Running the program is a plain loop, so it traces once under ``jax.jit``,
-shares common subexpressions, and never ``exec``s generated code.
+distinct subexpressions in evaluation order, each a guarded primitive of the operator table
+(``symbolic.primitives``) applied to earlier entries, or a leaf (an input or a constant). The
+program does not depend on a backend: it runs on NumPy or JAX (a plain loop, so it traces once
+under ``jax.jit``, shares common subexpressions and never ``exec``s generated code), and
+``symbolic.module_source`` writes the same instructions out as the source of an exported module.
 
-SymPy's Add, Mul and Pow are written with the table's add, mul, div and sqrt (a quotient
-is formed once, with the guarded division); ``log(σ(a))`` and ``log(softmax(a))`` use the
-table's stable forms. ``sign`` and ``Heaviside`` appear only in derivatives (of ``abs`` and
-``relu``) and are lowered here for verification.
+SymPy's Add, Mul and Pow are written with the table's add, mul, div, sqrt and neg. A product
+is formed once, as one guarded division of the numerator by the denominator (its factors with
+negative exponents), as the candidate's light tree writes it (``symbolic.tree``), so the guard
+acts where the light-tree evaluators' guard acts: the numbers over the line (the p of a
+coefficient p/q, log 2, ...) are one constant multiplied first into the numerator, a −1 there
+being a negation; the numbers under it (the q) one constant multiplied first into the
+denominator; a product with only numbers under the line gets one coefficient. The number terms
+of a sum are one constant too. So a constant is never alone under a guard (it meets ``+``,
+``*``, a numerator, a denominator beside an input-dependent factor, or ``dot``), which lets it
+be lifted into a parameter without changing the program. ``log(σ(a))`` and ``log(softmax(a))``
+use the table's stable forms. ``sign`` and ``Heaviside`` appear only in derivatives (of ``abs``
+and ``relu``) and are lowered here for verification.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from collections.abc import Callable, Mapping
-from types import SimpleNamespace
+from collections.abc import Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import sympy
 
+from symbolic import primitives
 from symbolic.forms import Form
 from symbolic.operators import BY_HEAD, JAX, NUMPY, OPERATORS
-
-Instruction = tuple[Callable[..., object], tuple[int, ...]]
-
-_ADD, _MUL, _DIV, _SQRT = (OPERATORS[name] for name in ("add", "mul", "div", "sqrt"))
+from symbolic.straight_line import StraightLineCode
 
 
 class LoweringError(ValueError):
     """An expression holds something that has no numerical lowering."""
 
 
+@dataclasses.dataclass(frozen=True)
+class Input:
+    """A leaf: the loss input called ``name``."""
+
+    name: str
+
+    def read(self, inputs: Mapping[str, object], constants) -> object:
+        return inputs[self.name]
+
+
+@dataclasses.dataclass(frozen=True)
+class Constant:
+    """A leaf: a number of the expression; ``index`` is its place among the lifted constants, or None."""
+
+    exact: sympy.Expr
+    value: float
+    index: int | None
+
+    def read(self, inputs: Mapping[str, object], constants) -> object:
+        return self.value if constants is None or self.index is None else constants[self.index]
+
+
 def _heaviside(B, a, at_zero):
-    return B.xp.where(a > 0, 1.0, B.xp.where(a < 0, 0.0, at_zero))
+    return B.where(a > 0, 1.0, B.where(a < 0, 0.0, at_zero))
 
 
-_DERIVATIVE_HEADS: dict[type, Callable[..., object]] = {
-    sympy.sign: lambda B, a: B.xp.sign(a),
-    sympy.Heaviside: lambda B, a, at_zero=0.5: _heaviside(B, a, at_zero),
-}
+def _sign(B, a):
+    return B.sign(a)
 
 
-class StraightLineCode:
-    """An expression compiled to straight-line code: each distinct subexpression once, in order.
-
-    Subclasses say what an instruction is (``_compile_node``) and how to run the code.
-    """
-
-    def __init__(self, expr: sympy.Expr):
-        self.instructions: list[Instruction] = []
-        self._slots: dict[sympy.Expr, int] = {}
-        self.output = self._compile(expr)
-
-    def _emit(self, rule, args: tuple[int, ...] = ()) -> int:
-        self.instructions.append((rule, args))
-        return len(self.instructions) - 1
-
-    def _compile(self, expr: sympy.Expr) -> int:
-        slot = self._slots.get(expr)
-        if slot is None:
-            slot = self._slots[expr] = self._compile_node(expr)
-        return slot
-
-    def _compile_node(self, expr: sympy.Expr) -> int:
-        raise NotImplementedError
+ADD, MULTIPLY, DIVIDE, SQRT, NEGATE = (OPERATORS[name].compute for name in ("add", "mul", "div", "sqrt", "neg"))
+Primitive = Callable[..., object]  # primitive(B, *args), a function of symbolic.primitives
+_STEPS: dict[type, Primitive] = {head: op.compute for head, op in BY_HEAD.items()}
+_STEPS |= {sympy.sign: _sign, sympy.Heaviside: _heaviside}  # only in derivatives, for verification
+_STABLE_LOG_STEPS: dict[type, Primitive] = {head: op.stable_log for head, op in BY_HEAD.items() if op.stable_log}
 
 
 class Program(StraightLineCode):
-    """An expression compiled to straight-line code over one array backend."""
+    """An expression compiled to straight-line code of steps and leaves, independent of any backend.
 
-    def __init__(self, expr: sympy.Expr, input_names: tuple[str, ...], backend: SimpleNamespace):
+    ``Program(expr, input_names, backend)(inputs)`` runs it on ``backend`` (NUMPY or JAX);
+    ``run`` takes the backend per call and, optionally, other values for the lifted constants.
+    """
+
+    def __init__(self, expr: sympy.Expr, input_names: tuple[str, ...], backend=None):
         self.backend = backend
         self.input_names = input_names
+        self.constants: list[Constant] = []  # the lifted constants, in evaluation order
+        # node -> (index, exponent) of the lifted constants it holds directly: the number part of a
+        # sum, of a product's numerator (1) or denominator (-1), or its number arguments (symbolic.constants)
+        self.sites: dict[sympy.Expr, tuple[tuple[int, int], ...]] = {}
         super().__init__(expr)
 
     def __call__(self, inputs: Mapping[str, object]):
+        return self.run(self.backend, inputs)
+
+    def run(self, backend, inputs: Mapping[str, object], constants: Sequence | None = None):
+        """The expression's value on ``inputs`` (by name), with ``constants`` in place of the lifted ones."""
         values: list[object] = []
-        for function, args in self.instructions:
-            values.append(function(*(values[k] for k in args)) if args else function(inputs))
+        for rule, args in self.instructions:
+            values.append(rule(backend, *(values[k] for k in args)) if args else rule.read(inputs, constants))
         return values[self.output]
 
-    def _apply(self, op_compute, *slots: int) -> int:
-        return self._emit(functools.partial(op_compute, self.backend), slots)
+    def _compile(self, expr: sympy.Expr) -> int:
+        # Numbers are not shared: each occurrence is a constant of its own (see symbolic.constants).
+        return self._constant(expr) if expr.is_number else super()._compile(expr)
+
+    def _constant(self, number: sympy.Expr, *, lifted: bool = True) -> int:
+        try:
+            value = complex(sympy.N(number, 30))
+        except (TypeError, ValueError) as error:
+            raise LoweringError(f"constant {number} has no numeric value: {error}") from None
+        if value.imag != 0 or not np.isfinite(value.real):
+            raise LoweringError(f"constant {number} is not a finite real number")
+        constant = Constant(number, float(value.real), len(self.constants) if lifted else None)
+        if lifted:
+            self.constants.append(constant)
+        return self._emit(constant)
+
+    def _apply(self, step: Primitive, *slots: int) -> int:
+        return self._emit(step, slots)
+
+    def _fold(self, step: Primitive, slots: Sequence[int]) -> int:
+        return functools.reduce(lambda a, b: self._apply(step, a, b), slots)
 
     def _compile_node(self, expr: sympy.Expr) -> int:
         if expr.is_Symbol:
             if expr.name not in self.input_names:
                 raise LoweringError(f"symbol {expr.name!r} is not one of the inputs {self.input_names}")
-            name = expr.name
-            return self._emit(lambda inputs: inputs[name])
-        if expr.is_number:
-            try:
-                value = complex(expr.evalf())
-            except (TypeError, ValueError) as error:
-                raise LoweringError(f"constant {expr} has no numeric value: {error}") from None
-            if value.imag != 0 or not np.isfinite(value.real):
-                raise LoweringError(f"constant {expr} is not a finite real number")
-            constant = value.real
-            return self._emit(lambda inputs: constant)
+            return self._emit(Input(expr.name))
         if expr.is_Add:
-            slots = [self._compile(arg) for arg in expr.args]
-            return functools.reduce(lambda a, b: self._apply(_ADD.compute, a, b), slots)
+            numbers = [term for term in expr.args if term.is_number]
+            slots = [self._compile(term) for term in expr.args if not term.is_number]
+            if numbers:
+                slots.insert(0, self._site(expr, self._constant(sympy.Add(*numbers))))
+            return self._fold(ADD, slots)
         if expr.is_Mul or expr.is_Pow:
             return self._compile_product(expr)
-        if isinstance(expr, sympy.log):
-            inner_op = BY_HEAD.get(type(expr.args[0]))
-            if inner_op is not None and inner_op.stable_log is not None:
-                return self._apply(inner_op.stable_log, *(self._compile(a) for a in expr.args[0].args))
-        op = BY_HEAD.get(type(expr))
-        if op is not None:
-            return self._apply(op.compute, *(self._compile(arg) for arg in expr.args))
-        derivative = _DERIVATIVE_HEADS.get(type(expr))
-        if derivative is not None:
-            args = [self._compile(arg) for arg in expr.args]
-            return self._apply(derivative, *args)
-        raise LoweringError(f"no lowering for {type(expr).__name__}: {expr}")
+        if isinstance(expr, sympy.log) and type(expr.args[0]) in _STABLE_LOG_STEPS:
+            return self._apply(_STABLE_LOG_STEPS[type(expr.args[0])], *(self._compile(a) for a in expr.args[0].args))
+        step = _STEPS.get(type(expr))
+        if step is None:
+            raise LoweringError(f"no lowering for {type(expr).__name__}: {expr}")
+        return self._apply(step, *(self._site(expr, self._compile(arg)) if arg.is_number else self._compile(arg)
+                                   for arg in expr.args))
 
     def _compile_product(self, expr: sympy.Expr) -> int:
-        numerator, denominator = [], []
+        on_top, below, numerator, denominator = [], [], [], []
         for factor in sympy.Mul.make_args(expr):
+            if factor.is_Rational:
+                on_top.append(sympy.Integer(factor.p))
+                below.append(sympy.Integer(factor.q))
+                continue
             base, exponent = factor.as_base_exp() if factor.is_Pow else (factor, sympy.S.One)
-            if exponent.is_Rational and exponent < 0:
+            negative = exponent.is_Rational and exponent < 0
+            if factor.is_number:
+                (below if negative else on_top).append(base**-exponent if negative else factor)
+            elif negative:
                 denominator.append(self._power(base, -exponent))
-            elif factor.is_Rational and factor.q != 1:
-                numerator.append(self._compile(sympy.Integer(factor.p)))
-                denominator.append(self._compile(sympy.Integer(factor.q)))
             else:
                 numerator.append(self._power(base, exponent))
-        num = functools.reduce(lambda a, b: self._apply(_MUL.compute, a, b), numerator) if numerator else None
-        if not denominator:
-            return num
-        den = functools.reduce(lambda a, b: self._apply(_MUL.compute, a, b), denominator)
-        return self._apply(_DIV.compute, self._compile(sympy.S.One) if num is None else num, den)
+        top, bottom = sympy.Mul(*on_top), sympy.Mul(*below)
+        if not denominator:  # numbers alone below: no guard to keep, so one coefficient
+            top, bottom = top / bottom, sympy.S.One
+        if top not in (sympy.S.One, sympy.S.NegativeOne):
+            numerator.insert(0, self._site(expr, self._constant(top)))
+        if bottom != sympy.S.One:  # a factor of the guarded denominator, as the light tree writes it
+            denominator.insert(0, self._site(expr, self._constant(bottom), below=True))
+        product = self._fold(MULTIPLY, numerator) if numerator else None
+        if denominator:
+            numerator_slot = self._constant(sympy.S.One, lifted=False) if product is None else product
+            product = self._apply(DIVIDE, numerator_slot, self._fold(MULTIPLY, denominator))
+        return self._apply(NEGATE, product) if top == sympy.S.NegativeOne else product
+
+    def _site(self, node: sympy.Expr, slot: int, *, below: bool = False) -> int:
+        """Record that ``node`` holds the lifted constant in ``slot``: a number part of a sum or product (``below``:
+        of a product's denominator), or a number argument."""
+        self.sites[node] = (*self.sites.get(node, ()), (self.instructions[slot][0].index, -1 if below else 1))
+        return slot
 
     def _power(self, base: sympy.Expr, exponent: sympy.Expr) -> int:
         if exponent == 1:
@@ -145,46 +191,63 @@ class Program(StraightLineCode):
             raise LoweringError(f"power {base}**{exponent}: only integer and 2^-k powers are lowered")
         slot = self._compile(base)
         for _ in range(exponent.q.bit_length() - 1):
-            slot = self._apply(_SQRT.compute, slot)
+            slot = self._apply(SQRT, slot)
         return self._integer_power(slot, int(exponent.p))
 
     def _integer_power(self, slot: int, n: int) -> int:
         result, square = None, slot
         while n:
             if n & 1:
-                result = square if result is None else self._apply(_MUL.compute, result, square)
+                result = square if result is None else self._apply(MULTIPLY, result, square)
             n >>= 1
             if n:
-                square = self._apply(_MUL.compute, square, square)
+                square = self._apply(MULTIPLY, square, square)
         return result
+
+
+def output_primitive(form: Form) -> Callable[..., object]:
+    """The primitive making the form's loss from the program's value: per sample (softmax) or elementwise."""
+    return primitives.per_sample_output if form.vector else primitives.elementwise_output
+
+
+def form_output(backend, form: Form, value, shape):
+    """The form's loss from the program's value and the inputs' broadcast ``shape``."""
+    return output_primitive(form)(backend, value, shape)
 
 
 def evaluate_numpy(expr: sympy.Expr, form: Form, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
     """Evaluate ``expr`` in float64 NumPy with the table's guarded numerics."""
     with np.errstate(all="ignore"):
         value = Program(expr, form.input_names, NUMPY)(inputs)
-        return _finish(np, form, value, inputs)
+        shape = NUMPY.broadcast_shapes(*(inputs[name] for name in form.input_names))
+        return form_output(NUMPY, form, value, shape)
 
 
-def _finish(xp, form: Form, value, inputs: Mapping[str, object]):
-    shape = xp.broadcast_shapes(*(xp.shape(inputs[name]) for name in form.input_names))
-    if form.vector:
-        return xp.broadcast_to(value, (*shape[:-1], 1))[..., 0]
-    return xp.broadcast_to(value, shape)
+def jax_loss(program: Program, form: Form, *, lifted: bool = False) -> Callable[..., jax.Array]:
+    """A jitted JAX function running ``program``: ``loss(*inputs)``, or ``loss(constants, *inputs)`` if lifted."""
+    names = form.input_names
+
+    def run(constants, args):
+        if len(args) != len(names):
+            raise TypeError(f"a {form.name} loss takes ({', '.join(names)}), got {len(args)} arguments")
+        arrays = JAX.as_inputs(*args)
+        if constants is not None:
+            constants = jnp.asarray(constants, arrays[0].dtype)
+        value = program.run(JAX, dict(zip(names, arrays, strict=True)), constants)
+        return form_output(JAX, form, value, JAX.broadcast_shapes(*arrays))
+
+    if lifted:
+        def loss(constants, *args):
+            return run(constants, args)
+    else:
+        def loss(*args):
+            return run(None, args)
+    loss.__name__ = f"{form.name}_loss"
+    return jax.jit(loss)
 
 
 def lower_to_jax(expr: sympy.Expr, form: Form) -> Callable[..., jax.Array]:
     """A jitted JAX function with the form's signature: (x, y, w) or (i, u, e), unreduced."""
-    program = Program(expr, form.input_names, JAX)
-    names = form.input_names
-
-    def loss(*args):
-        if len(args) != len(names):
-            raise TypeError(f"a {form.name} loss takes ({', '.join(names)}), got {len(args)} arguments")
-        dtype = jnp.result_type(float)
-        inputs = {name: jnp.asarray(arg, dtype) for name, arg in zip(names, args, strict=True)}
-        return _finish(jnp, form, program(inputs), inputs)
-
-    loss.__name__ = f"{form.name}_loss"
+    loss = jax_loss(Program(expr, form.input_names), form)
     loss.__doc__ = f"{form.name}-form loss {expr}: {form.description}"
-    return jax.jit(loss)
+    return loss

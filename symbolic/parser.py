@@ -26,14 +26,13 @@ import difflib
 import re
 from fractions import Fraction
 
+from symbolic.constant_range import MAX_DIGITS, rational_problem
 from symbolic.forms import FORMS, Form, get_form
 from symbolic.operators import BY_PREFIX, OPERATORS, Operator
-from symbolic.tree import MAX_POWER, Tree, tree_depth, tree_size
+from symbolic.tree import MAX_NESTING, MAX_NODES, MAX_POWER, Tree, tree_depth, tree_size
 
-MAX_FORMULA_CHARS = 10_000
-MAX_NESTING = 200  # parentheses, calls, unary signs and exponents; also the tree depth
-MAX_NODES = 2_000
-MAX_NUMBER_DIGITS = 100  # digits of a literal, and the size of its decimal exponent
+MAX_FORMULA_CHARS = 10_000  # MAX_NESTING counts parentheses, calls, unary signs and exponents, and the tree depth
+MAX_NUMBER_DIGITS = MAX_DIGITS  # digits of a literal's mantissa, and the largest decimal exponent
 _MAX_CONSTANT = 10**200  # larger intermediate values in an exponent are not exponents
 
 _TOKEN = re.compile(
@@ -108,11 +107,15 @@ def _number(token: _Token, text: str) -> _Node:
     mantissa, _, exponent = token.text.lower().partition("e")
     exponent_digits = exponent.lstrip("+-") or "0"
     too_long = len(exponent_digits) > 3 or int(exponent_digits) > MAX_NUMBER_DIGITS
-    if len(mantissa) > MAX_NUMBER_DIGITS or too_long:
+    if len(mantissa.replace(".", "")) > MAX_NUMBER_DIGITS or too_long:
         raise ParseError(f"number at column {token.position + 1} is too long: at most {MAX_NUMBER_DIGITS} "
                          f"digits and exponents up to e±{MAX_NUMBER_DIGITS}",
                          text, token.position, token.text)
     value = Fraction(token.text)
+    problem = rational_problem(value)
+    if problem is not None:
+        raise ParseError(f"number at column {token.position + 1} is out of range: {problem}",
+                         text, token.position, token.text)
     return _Node(value.numerator if value.denominator == 1 else value, 1, 0, value)
 
 

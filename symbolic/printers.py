@@ -13,6 +13,7 @@ from fractions import Fraction
 
 import sympy
 from sympy.printing.latex import LatexPrinter
+from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.str import StrPrinter
 
 from symbolic.forms import Form, get_form
@@ -52,9 +53,43 @@ class InfixPrinter(StrPrinter):
     def _print_Exp1(self, expr) -> str:
         return "exp(1)"
 
+    def _print_Mul(self, expr) -> str:
+        coeff, rest = expr.as_coeff_Mul()
+        if coeff.is_Rational and coeff.q != 1 and _lone_sum_divisor(rest):
+            # SymPy would print x/(2*(a + b)), which reads back as x/(2*a + 2*b) (a number times a
+            # lone sum distributes): divide by the number last instead, x/(a + b)/2.
+            sign = "-" if coeff < 0 else ""
+            scaled = self.parenthesize(abs(coeff.p) * rest, precedence(expr), strict=True)
+            return f"{sign}{scaled}/{coeff.q}"
+        return super()._print_Mul(expr)
+
+
+def _lone_sum_divisor(expr: sympy.Expr) -> bool:
+    """True when the only factor of ``expr`` with a negative exponent is 1/(a sum)."""
+    divisors = [f for f in sympy.Mul.make_args(expr) if f.is_Pow and f.exp.is_Rational and f.exp < 0]
+    return len(divisors) == 1 and divisors[0].exp == -1 and divisors[0].base.is_Add
+
 
 class TableLatexPrinter(LatexPrinter):
     """LaTeX with each table operator's own template (σ, softmax, the scaled S-curves, ...)."""
+
+    def _print_Mul(self, expr) -> str:
+        # SymPy's product printing splits off a denominator with fraction(exact=True), which asks
+        # is_constant() of every negative exponent that is not a number, and is_constant() runs an
+        # unbounded simplify (minutes on e^(-2/softplus(...)) nested 20 deep). Such a factor, e^u
+        # with u not a number, is kept out of that split and printed as e^{u} in the numerator.
+        factors = sympy.Mul.make_args(expr)
+        exps = [f for f in factors if isinstance(f, sympy.exp) and not f.exp.is_number]
+        if not exps:
+            return super()._print_Mul(expr)
+        others = [f for f in factors if f not in exps]
+        sign = ""
+        if others and others[0].is_Number and others[0] < 0:  # a product's number comes first
+            sign, others[0] = "- ", -others[0]
+        rest = sympy.Mul(*(f for f in others if f != 1), evaluate=False)  # evaluated, 2*(a + b) would distribute
+        numerator, denominator = sympy.fraction(rest, exact=True)  # no such factor left: no simplify
+        top = " ".join(self.parenthesize(f, PRECEDENCE["Mul"], strict=True) for f in (numerator, *exps) if f != 1)
+        return sign + (top if denominator == 1 else rf"\frac{{{top}}}{{{self._print(denominator)}}}")
 
 
 def _printed_args(printer, expr) -> list[str]:
@@ -118,10 +153,28 @@ def to_prefix(tree: Tree, form: Form | str) -> str:
     return str(int(tree))
 
 
+_ARITHMETIC = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
+
+
 def tree_to_infix(tree: Tree) -> str:
-    """A light tree as nested calls of the infix names, e.g. ``neg(log(sigmoid(x)))``; for debugging."""
+    """A light tree as text that parses back to the same tree, e.g. ``(w / 2) / (3 - (-x))``.
+
+    Arithmetic is written infix with every operand that is itself arithmetic parenthesized, the
+    other operators as calls of their infix names; for messages and debugging.
+    """
     if isinstance(tree, tuple):
-        return f"{tree[0]}({', '.join(tree_to_infix(child) for child in tree[1:])})"
+        symbol = _ARITHMETIC.get(tree[0])
+        if symbol is None:
+            if tree[0] == "neg":
+                return f"-{_operand(tree[1])}"
+            return f"{tree[0]}({', '.join(tree_to_infix(child) for child in tree[1:])})"
+        return f"{_operand(tree[1])} {symbol} {_operand(tree[2])}"
     if isinstance(tree, Fraction) and tree.denominator != 1:
         return f"{tree.numerator}/{tree.denominator}"
     return str(tree)
+
+
+def _operand(tree: Tree) -> str:
+    text = tree_to_infix(tree)
+    compound = isinstance(tree, tuple) and (tree[0] in _ARITHMETIC or tree[0] == "neg")
+    return f"({text})" if compound or isinstance(tree, Fraction) else text

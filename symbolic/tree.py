@@ -20,6 +20,7 @@ from fractions import Fraction
 
 import sympy
 
+from symbolic.constant_range import integer_problem
 from symbolic.forms import Form
 from symbolic.operators import BY_HEAD, OPERATORS
 
@@ -27,6 +28,9 @@ Tree = tuple | str | int | Fraction
 Path = tuple[int, ...]
 
 MAX_POWER = 16  # x**n is written as n−1 multiplications; larger powers cannot come from our ops
+MAX_NODES = 2_000  # a loss candidate is far smaller; the parser and Candidate.from_tree refuse larger trees
+MAX_DEPTH = 50  # of a candidate's tree (as deep as a search may breed): SymPy and its printers recurse
+MAX_NESTING = 200  # of text the parser reads; a canonical tree must fit it for its prefix text to parse back
 
 
 class UnsupportedExpression(ValueError):
@@ -100,6 +104,22 @@ def tree_rank(tree: Tree, form: Form) -> int:
     return max(ranks)
 
 
+def tree_limit_problem(tree: Tree, max_depth: int = MAX_DEPTH) -> str | None:
+    """Why ``tree`` is larger than ``MAX_NODES`` or deeper than ``max_depth``, or None; never recurses."""
+    nodes = 0
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        nodes += 1
+        if nodes > MAX_NODES:
+            return f"the formula has more than {MAX_NODES} nodes; a loss candidate is far smaller"
+        if depth > max_depth:
+            return f"the formula nests deeper than {max_depth} levels of operators"
+        if isinstance(node, tuple):
+            stack.extend((child, depth + 1) for child in node[1:])
+    return None
+
+
 def tree_problem(tree: Tree, form: Form) -> str | None:
     """Why ``tree`` is not a valid loss of ``form``, or None if it is."""
     for _, node in iter_paths(tree):
@@ -160,9 +180,17 @@ def sympy_to_tree(expr: sympy.Expr, form: Form) -> Tree:
     return (op.name, *(sympy_to_tree(arg, form) for arg in expr.args))
 
 
+def _integer(value: sympy.Integer | int) -> int:
+    value = int(value)
+    problem = integer_problem(value)
+    if problem is not None:
+        raise UnsupportedExpression(problem)
+    return value
+
+
 def _rational_tree(value: sympy.Rational) -> Tree:
     magnitude = abs(value)
-    tree = int(magnitude) if magnitude.q == 1 else ("div", int(magnitude.p), int(magnitude.q))
+    tree = _integer(magnitude.p) if magnitude.q == 1 else ("div", _integer(magnitude.p), _integer(magnitude.q))
     return ("neg", tree) if value < 0 else tree
 
 
@@ -182,15 +210,33 @@ def _mul_tree(expr: sympy.Mul, form: Form) -> Tree:
     coeff, factors = expr.as_coeff_mul()
     if coeff < 0:
         return ("neg", sympy_to_tree(-expr, form))
-    numerator = [] if coeff.p == 1 else [int(coeff.p)]
-    denominator = [] if coeff.q == 1 else [int(coeff.q)]
+    p, q = _integer(coeff.p), _integer(coeff.q)
+    numerator, denominator = [], []
     for factor in factors:
         if factor.is_Pow and factor.exp.is_Rational and factor.exp < 0:
-            denominator.append(sympy_to_tree(factor.base ** -factor.exp, form))
+            denominator.append(factor.base ** -factor.exp)
         else:
-            numerator.append(sympy_to_tree(factor, form))
-    num = _fold("mul", numerator) if numerator else 1
-    return ("div", num, _fold("mul", denominator)) if denominator else num
+            numerator.append(factor)
+    num = [sympy_to_tree(f, form) for f in numerator]
+    den = [sympy_to_tree(f, form) for f in denominator]
+    if _distributes(q, denominator) or (_distributes(p, numerator) and sum(not f.is_number for f in factors) < 2):
+        # SymPy distributes a number over a lone sum, 2·(3 − x) → 6 − 2x, so writing p·(sum)... or
+        # q·(sum)... would read back as another expression (only a product of two or more
+        # non-constant factors gets its number back, see canonical._extract_sum_content):
+        # divide by q last and let p scale the whole product instead.
+        tree = _fold("mul", num) if num else 1
+        if den:
+            tree = ("div", tree, _fold("mul", den))
+        if q != 1:
+            tree = ("div", tree, q)
+        return ("mul", p, tree) if p != 1 else tree
+    tree = _fold("mul", [p, *num] if p != 1 else num) if num or p != 1 else 1
+    return ("div", tree, _fold("mul", [q, *den] if q != 1 else den)) if den or q != 1 else tree
+
+
+def _distributes(number: int, factors: list[sympy.Expr]) -> bool:
+    """True when folding ``number`` into ``factors`` starts with number × sum, which SymPy expands."""
+    return number != 1 and bool(factors) and factors[0].is_Add
 
 
 def _pow_tree(expr: sympy.Pow, form: Form) -> Tree:

@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import math
 import os
+import signal
 import time
 
 from symbolic.candidate import Candidate
@@ -69,29 +70,26 @@ def fake_proxy(spec: dict) -> dict:
                                         "AP_L": ap}, "seconds": delay}
 
 
-def sleepy_task(spec: dict) -> dict:
-    """Sleeps ``spec["sleep"]`` seconds, then answers."""
-    time.sleep(spec["sleep"])
-    return {"status": "ok", "value": spec["value"]}
+def injected_proxy(spec: dict) -> dict:
+    """``fake_proxy``, but the candidate keyed ``$AUTOLOSS_FAKE_HANG`` hangs (in a C call) and the one keyed
+    ``$AUTOLOSS_FAKE_CRASH`` kills its own process, as the OOM killer would."""
+    losses = [spec[branch] for branch in ("cls", "reg") if "prefix" in spec[branch]]
+    key = Candidate.parse(losses[0]["prefix"], losses[0]["form"]).key if losses else None
+    if key is not None and key == os.environ.get("AUTOLOSS_FAKE_HANG"):
+        time.sleep(10_000)
+    if key is not None and key == os.environ.get("AUTOLOSS_FAKE_CRASH"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return fake_proxy(spec)
 
 
-def dying_task(spec: dict) -> dict:
-    """Kills its own worker process when ``spec["die"]``; answers otherwise."""
-    if spec.get("die"):
-        os._exit(3)
-    time.sleep(spec.get("sleep", 0.0))
-    return {"status": "ok", "value": spec["value"]}
-
-
-def failing_task(spec: dict) -> dict:
-    """Raises (a bug in the task, not a lost worker)."""
-    raise RuntimeError(f"task {spec['value']} is broken")
+TIMINGS = ("seconds", "breed_seconds", "train_seconds", "compile_seconds", "images_per_second", "eval_seconds",
+           "inference_seconds", "out_dir")
 
 
 def without_timings(value):
-    """``value`` without wall-clock fields, which differ between otherwise identical runs."""
+    """``value`` without wall-clock fields (and paths), which differ between otherwise identical runs."""
     if isinstance(value, dict):
-        return {k: without_timings(v) for k, v in value.items() if k not in ("seconds", "breed_seconds")}
+        return {k: without_timings(v) for k, v in value.items() if k not in TIMINGS}
     if isinstance(value, list):
         return [without_timings(v) for v in value]
     return value

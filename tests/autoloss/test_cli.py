@@ -63,10 +63,10 @@ def test_console_script_reports_usage_errors_with_exit_2():
     assert done.returncode == 2 and "invalid choice" in done.stderr and done.stdout == ""
 
 
-def test_verify_reports_the_failing_property(capsys):
+def test_verify_reports_the_failing_property_and_exits_1(capsys):
     code, out, _ = run(capsys, "verify", "-log(sigmoid(x)) + x*x", "--form", "sigmoid", "--json")
     report = json.loads(out)
-    assert code == 0 and report["verdict"]["passed"] is False
+    assert code == 1 and report["verdict"]["passed"] is False
     failed = [p["name"] for p in report["verdict"]["properties"] if p["status"] == "failed"]
     assert "monotonicity" in failed
     code, out, _ = run(capsys, "verify", "1 - i/u + (e - u)/e", "--form", "reg")

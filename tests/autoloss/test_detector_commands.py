@@ -3,11 +3,13 @@
 import contextlib
 import io
 import json
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
 
-from autoloss.cli import _option_strings, build_parser, main, protect_formulas
+from autoloss.cli import _option_strings, build_parser, main, protect_formulas, restore_values
 from detection.evaluation import AP_COLUMNS
 from detection.experiment import EXPERIMENT_FILE, load_trained_model
 from detection.shapes import ensure_shapes_dataset
@@ -97,17 +99,37 @@ def test_faster_rcnn_trains_with_a_softmax_form_formula_and_evaluates_again(tiny
     assert code == 0 and json.loads(evaluated)["metrics"]["AP"] == report["metrics"]["AP"]
 
 
-def test_a_formula_starting_with_minus_is_a_value_in_both_spellings():
+def test_values_starting_with_minus_are_values_exactly_as_typed():
     parser = build_parser()
     for argv in (["train", "--loss-cls", "-log(sigmoid(x))"], ["train", "--loss-cls=-log(sigmoid(x))"]):
-        args = parser.parse_args(protect_formulas(argv, _option_strings(parser)))
-        assert args.loss_cls.strip() == "-log(sigmoid(x))"
+        tokens, originals = protect_formulas(argv, _option_strings(parser))
+        args = parser.parse_args(tokens)
+        restore_values(args, originals)
+        assert args.loss_cls == "-log(sigmoid(x))"
+    tokens, originals = protect_formulas(["train", "--out", "-rep", "--seed", "-1"], _option_strings(parser))
+    args = parser.parse_args(tokens)
+    restore_values(args, originals)
+    assert args.out == "-rep" and args.seed == -1  # no leading space in a path
+
+
+def test_train_refuses_a_folder_that_is_not_empty_and_not_a_run(tmp_path):
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "checkpoint.json").write_text('{"my": "own file"}')
+    code, out, err = run_cli("train", "--out", other, "--json")
+    assert code == 2 and "is not empty and not a run of autoloss train" in err
+    assert json.loads(out)["error"]["where"] == "--out"
+    assert [p.name for p in other.iterdir()] == ["checkpoint.json"]
+    assert (other / "checkpoint.json").read_text() == '{"my": "own file"}'
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    assert run_cli("train", "--out", a_file)[0] == 2 and a_file.read_text() == "x"
 
 
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["train", "--data", "imagenet"], "unknown dataset spec 'imagenet'; accepted forms"),
+        (["train", "--data", "imagenet"], "unknown dataset kind 'imagenet'; accepted forms"),
         (["train", "--data", "coco:/nowhere/ann.json:/nowhere"], "/nowhere/ann.json"),
         (["train", "--data", "voc:/nowhere/VOC2007"], "/nowhere/VOC2007"),
         (["train", "--detector", "yolo"], "unknown detector 'yolo'; choose one of fcos, faster-rcnn"),
@@ -117,15 +139,50 @@ def test_a_formula_starting_with_minus_is_a_value_in_both_spellings():
         (["train", "--loss-reg", "gio"], "unknown regression loss 'gio'; give one of iou, giou"),
         (["train", "--loss-cls", "cse_b_reg"], "'cse_b_reg' is a reg-form loss"),
         (["train", "--loss-cls", "1 - i/u"], "is an input of the reg form"),
-        (["train", "--steps", "0"], "--steps and --batch-size must be positive"),
+        (["train", "--steps", "0"], "--steps must be at least 1, got 0"),
         (["evaluate", "/nowhere/run"], "/nowhere/run/experiment.json not found"),
     ],
 )
 def test_bad_input_exits_2_with_a_clear_message(argv, message):
     code, out, err = run_cli(*argv, "--json")
-    assert code == 2 and out == ""
+    assert code == 2 and json.loads(out)["error"]["kind"] == "usage"
     assert message in err and "Traceback" not in err
     assert err.startswith(f"autoloss {argv[0]}: error: ")
+
+
+def _png_claiming(path, width, height):
+    """A PNG file whose header claims width x height pixels (a decompression bomb)."""
+    chunk = b"IHDR" + struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk))
+                     + struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND")))
+
+
+@pytest.mark.parametrize(
+    "records, message",
+    [
+        ({"images": [{"id": [1], "file_name": "bomb.png"}]}, "images[0].id must be an integer"),
+        ({"categories": [{"id": {"a": 1}, "name": "thing"}]}, "categories[0].id must be an integer"),
+        ({"categories": []}, "the categories list is empty"),
+        ({"images": [{"id": 1, "file_name": "bomb.png"}]}, "claims too many pixels"),
+        ({"images": [{"id": 1, "file_name": "/etc/hostname", "width": 4, "height": 4}]}, "leads outside"),
+    ],
+)
+def test_bad_datasets_exit_2_with_a_named_error(tmp_path, records, message):
+    _png_claiming(tmp_path / "bomb.png", 40000, 40000)
+    document = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "thing"}], **records}
+    (tmp_path / "ann.json").write_text(json.dumps(document))
+    code, out, err = run_cli("train", "--data", f"coco:{tmp_path / 'ann.json'}:{tmp_path}", *TINY,
+                             "--out", tmp_path / "run", "--json")
+    assert code == 2 and message in out + err and "Traceback" not in out + err
+
+
+def test_a_voc_split_list_reading_outside_annotations_exits_2(tmp_path):
+    voc = tmp_path / "VOC"
+    (voc / "Annotations").mkdir(parents=True)
+    (voc / "ImageSets" / "Main").mkdir(parents=True)
+    (voc / "ImageSets" / "Main" / "train.txt").write_text("../../secret\n")
+    code, out, err = run_cli("train", "--data", f"voc:{voc}", *TINY, "--out", tmp_path / "run", "--json")
+    assert code == 2 and "is not a file stem inside Annotations/" in out + err and "Traceback" not in out + err
 
 
 def test_evaluate_rejects_data_with_other_classes(trained, tmp_path):
@@ -134,7 +191,7 @@ def test_evaluate_rejects_data_with_other_classes(trained, tmp_path):
                                   num_classes=6)  # fmt: skip
     annotations, images = paths["final_val"]
     code, _, err = run_cli("evaluate", out_dir, "--data", f"coco:{annotations}:{images}")
-    assert code == 2 and "differ from the model's" in err
+    assert code == 2 and "has the classes ['circle'" in err and "but the model was trained on ['circle'" in err
 
 
 def test_divergence_stops_with_a_clear_message(monkeypatch):
@@ -146,7 +203,8 @@ def test_divergence_stops_with_a_clear_message(monkeypatch):
 
     monkeypatch.setattr(detector_commands, "run_experiment", diverge)
     code, out, err = run_cli("train", "--loss-cls", "exp(x)", "--json")
-    assert code == 2 and out == "" and "training diverged at step 7: loss=nan" in err
+    assert code == 2 and "training diverged at step 7: loss=nan" in err
+    assert json.loads(out)["error"]["type"] == "TrainingDiverged"
 
 
 def test_an_existing_run_with_other_settings_is_not_resumed(trained, tiny_spec):

@@ -150,3 +150,8 @@ def test_plots_need_no_display_and_never_import_pyplot(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     for name in ("bce", "ce", "giou", "progress", "funnel"):
         assert_png(tmp_path / f"{name}.png")
+
+
+def test_cli_plot_an_unknown_baseline_exits_2(tmp_path, capsys):
+    assert main(["plot", "bce", "-o", str(tmp_path / "x.png"), "--baseline", "nope"]) == 2
+    assert "unknown loss 'nope'" in capsys.readouterr().err

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from autoloss.run_store import CHECKPOINT, CONFIG, LOG, MARKER, RunDirectoryError, RunStore
+from autoloss.run_store import CHECKPOINT, CONFIG, LOG, MARKER, TORN, RunDirectoryError, RunStore
 from autoloss.search_config import SearchConfig
 
 
@@ -52,7 +52,8 @@ def test_opening_something_that_is_not_a_run_is_refused(tmp_path, setup):
     if setup == "bad_json":
         (path / MARKER).write_text("{not json")
     message = {"missing": "is not a directory", "plain": "is not a search run directory",
-               "foreign_marker": "does not describe a search run", "bad_json": r"run.json:1:2: malformed JSON"}[setup]
+               "foreign_marker": "does not describe a search run",
+               "bad_json": r"run.json is damaged: malformed JSON"}[setup]
     with pytest.raises(RunDirectoryError, match=message):
         RunStore.open(path)
 
@@ -65,17 +66,44 @@ def test_a_different_config_is_refused_naming_each_setting_but_execution_setting
     store.check_config(SearchConfig(generations=2, workers=16, dask_scheduler="tcp://cluster:8786"))
 
 
-def test_the_log_is_append_only_skips_records_it_holds_and_drops_a_torn_line(tmp_path):
+def test_the_log_is_append_only_skips_records_it_holds_and_moves_a_torn_line_aside_saying_so(tmp_path):
     store = RunStore.create(tmp_path / "run", SearchConfig())
     assert store.append_log([{"id": "a", "x": 1}, {"id": "b", "x": 2}]) == 2
     assert store.append_log([{"id": "a", "x": 99}, {"id": "c", "x": 3}]) == 1
     with open(tmp_path / "run" / LOG, "a") as handle:
         handle.write('{"id": "d", "x"')  # a kill in the middle of a write
     reopened = RunStore.open(tmp_path / "run")
-    assert [r["id"] for r in reopened.read_log()] == ["a", "b", "c"]
+    assert [r["id"] for r in reopened.read_log()] == ["a", "b", "c"]  # reading changes nothing
+    with pytest.raises(RunDirectoryError, match="ends in a line torn by an interrupted write"):
+        reopened.append_log([{"id": "d", "x": 4}])
+    assert reopened.repair_log().startswith(f"the last line of {tmp_path / 'run' / LOG} was torn")
+    assert (tmp_path / "run" / TORN).read_text() == '{"id": "d", "x"\n' and reopened.repair_log() is None
     assert reopened.append_log([{"id": "c", "x": 3}, {"id": "d", "x": 4}]) == 1
     lines = (tmp_path / "run" / LOG).read_text().splitlines()
     assert [json.loads(line)["id"] for line in lines] == ["a", "b", "c", "d"]
+
+
+@pytest.mark.parametrize("damage", ["middle_line", "no_id", "truncated_checkpoint", "checkpoint_not_utf8"])
+def test_a_damaged_run_is_refused_naming_the_file_line_and_what_to_do(tmp_path, damage):
+    store = RunStore.create(tmp_path / "run", SearchConfig())
+    store.append_log([{"id": "a"}, {"id": "b"}])
+    store.save_checkpoint({"stage": "search", "branches": {}})
+    log, checkpoint = tmp_path / "run" / LOG, tmp_path / "run" / CHECKPOINT
+    if damage == "middle_line":
+        log.write_text('{"id": "a"}\n{"id": "b", oops}\n{"id": "c"}\n')
+    elif damage == "no_id":
+        log.write_text('{"id": "a"}\n[1, 2]\n')
+    elif damage == "truncated_checkpoint":
+        checkpoint.write_text(checkpoint.read_text()[:-5])
+    else:
+        checkpoint.write_bytes(b"\xff\xfe")
+    expected = {"middle_line": (rf"{log} is damaged: line 2 is not a JSON record \(malformed JSON", f"{log}:2"),
+                "no_id": (rf"{log} is damaged: line 2 is not a record with an id", f"{log}:2"),
+                "truncated_checkpoint": (rf"{checkpoint} is damaged: truncated JSON", f"{checkpoint}:1:"),
+                "checkpoint_not_utf8": (rf"{checkpoint} is damaged: not UTF-8 text", str(checkpoint))}[damage]
+    with pytest.raises(RunDirectoryError, match=expected[0]) as raised:
+        RunStore.open(tmp_path / "run").validate()
+    assert raised.value.where.startswith(expected[1]) and raised.value.hint.startswith(("restore", "it is replaced"))
 
 
 def test_checkpoints_replace_atomically_and_refuse_nan(tmp_path):

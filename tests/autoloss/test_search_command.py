@@ -29,7 +29,8 @@ def fakes(monkeypatch):
     """The command's search with fake MOS and proxy on threads (the real ones are tested elsewhere)."""
     monkeypatch.setattr(driver, "make_simulator", lambda config, branch, progress=True: FakeSimulator(branch))
     monkeypatch.setattr(driver, "train_and_evaluate", fake_proxy)
-    monkeypatch.setattr(driver, "local_executor", lambda workers: ThreadPoolExecutor(workers))
+    monkeypatch.setattr(driver.TaskRunner, "local",
+                        staticmethod(lambda workers: driver.TaskRunner.of(ThreadPoolExecutor(workers))))
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ def test_the_default_config_is_the_demo_preset_and_every_preset_is_valid():
         config = SearchConfig.preset(name)
         assert config.to_dict()["generations"] == config.generations
     paper = SearchConfig.preset("paper")
-    assert paper.detector_preset == "resnet50" and paper.optimizer == "sgd" and paper.data.startswith("coco:")
+    assert paper.detector_preset == "resnet50" and paper.optimizer == "sgd" and paper.data.startswith("coco,holdout=0:")
 
 
 def test_unknown_preset_lists_the_presets():
@@ -46,8 +46,10 @@ def test_unknown_preset_lists_the_presets():
         ({"top_k": 10, "population": 5}, r"'top_k' \(K = 10\) cannot exceed 'population' \(M = 5\)"),
         ({"init_depth": 6, "max_depth": 4}, r"'init_depth' \(6\) cannot exceed 'max_depth' \(4\)"),
         ({"detector_preset": "resnet18", "detector": "faster-rcnn"}, r"'detector_preset' must be one of"),
-        ({"data": "imagenet"}, r"'data' must be 'shapes', 'shapes:KEY=VALUE,...' .* or 'voc:VOC_DIR'"),
+        ({"data": "imagenet"}, r"'data': dataset spec 'imagenet': unknown dataset kind .*accepted forms: 'shapes'"),
+        ({"data": "coco,holdout=2.5:a.json:b"}, r"'data': .*holdout='2.5' must be a fraction"),
         ({"search_val_data": "shapes:colour=3"}, r"setting 'search_val_data': .*colour"),
+        ({"image_size": 800, "image_max_size": 600}, r"'image_max_size' \(600\) cannot be below 'image_size'"),
         ({"data": ""}, r"'data' must be a string"),
         ({"mos": ["steps"]}, r"'mos' must be a table"),
     ],

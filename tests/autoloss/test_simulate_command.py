@@ -27,3 +27,6 @@ def test_a_form_the_branch_does_not_take_and_a_bad_formula_exit_2(capsys):
     assert "takes sigmoid-form losses" in capsys.readouterr().err
     assert main(["simulate", "log(", "--form", "sigmoid"]) == 2
     assert capsys.readouterr().err.strip()
+    assert main(["simulate", "bce", "giou", "--form", "sigmoid", "--json"]) == 2
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert error["message"] == "'giou' is a reg-form loss, not sigmoid" and error["hint"].startswith("simulate it with")

@@ -28,7 +28,8 @@ def tables(section: str) -> list[list[list[str]]]:
 def fakes(monkeypatch):
     monkeypatch.setattr(filter_effectiveness, "make_simulator", lambda config, branch, progress: FakeSimulator())
     monkeypatch.setattr(filter_effectiveness, "train_and_evaluate", fake_proxy)
-    monkeypatch.setattr(filter_effectiveness, "local_executor", lambda workers: ThreadPoolExecutor(2))
+    monkeypatch.setattr(filter_effectiveness.TaskRunner, "local",
+                        staticmethod(lambda workers: filter_effectiveness.TaskRunner.of(ThreadPoolExecutor(2))))
 
 
 def test_the_funnel_adds_up_and_the_estimates_follow_the_samples(fakes):

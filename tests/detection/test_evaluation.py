@@ -1,16 +1,17 @@
 """Tests of COCO evaluation: perfect, empty and degraded detections, subsets, quiet output, table."""
 
-import dataclasses
 import math
 
 import numpy as np
 import pytest
+from ground_truth import ground_truth
 
 from detection.evaluation import AP_COLUMNS, detections_to_coco, evaluate_detections, format_ap_table
 
 
 def _ground_truth_as_detections(data):
-    return data.boxes, np.ones(data.valid.shape, dtype=np.float32), data.labels, data.valid
+    boxes, labels, valid = ground_truth(data)
+    return boxes, np.ones(valid.shape, dtype=np.float32), labels, valid
 
 
 def test_ground_truth_as_detections_scores_one_and_prints_nothing(tiny_shapes_data, capsys):
@@ -24,27 +25,26 @@ def test_ground_truth_as_detections_scores_one_and_prints_nothing(tiny_shapes_da
 
 
 def test_no_detections_give_zero(tiny_shapes_data, capsys):
-    data = tiny_shapes_data
-    metrics = evaluate_detections(
-        data, data.boxes, np.zeros(data.valid.shape), data.labels, np.zeros_like(data.valid)
-    )
+    boxes, _, labels, valid = _ground_truth_as_detections(tiny_shapes_data)
+    metrics = evaluate_detections(tiny_shapes_data, boxes, np.zeros(valid.shape), labels, np.zeros_like(valid))
     assert capsys.readouterr().out == ""
     assert metrics["AP"] == 0.0 and metrics["AP50"] == 0.0 and metrics["mAP50_voc"] == 0.0
 
 
 def test_shifted_boxes_lower_ap(tiny_shapes_data):
     data = tiny_shapes_data
-    perfect = evaluate_detections(data, *_ground_truth_as_detections(data))["AP"]
-    widths = (data.boxes[..., 2:] - data.boxes[..., :2])[..., :1]
-    shifted = data.boxes + np.concatenate([widths, np.zeros_like(widths)] * 2, axis=-1) * 0.3
-    metrics = evaluate_detections(data, shifted, np.ones(data.valid.shape), data.labels, data.valid)
+    boxes, scores, labels, valid = _ground_truth_as_detections(data)
+    perfect = evaluate_detections(data, boxes, scores, labels, valid)["AP"]
+    widths = (boxes[..., 2:] - boxes[..., :2])[..., :1]
+    shifted = boxes + np.concatenate([widths, np.zeros_like(widths)] * 2, axis=-1) * 0.3
+    metrics = evaluate_detections(data, shifted, scores, labels, valid)
     assert metrics["AP"] < perfect and metrics["AP75"] < 1.0
 
 
 def test_wrong_classes_give_zero(tiny_shapes_data):
     data = tiny_shapes_data
-    wrong = (data.labels + 1) % data.num_classes
-    metrics = evaluate_detections(data, data.boxes, np.ones(data.valid.shape), wrong, data.valid)
+    boxes, scores, labels, valid = _ground_truth_as_detections(data)
+    metrics = evaluate_detections(data, boxes, scores, (labels + 1) % data.num_classes, valid)
     assert metrics["AP"] == 0.0 and metrics["mAP50_voc"] == 0.0
 
 
@@ -73,22 +73,21 @@ def test_false_positive_ranked_first_lowers_voc_map(tiny_shapes_data):
     assert 0.0 < metrics["mAP50_voc"] < 1.0 and 0.0 < metrics["AP50"] < 1.0
 
 
-def test_detections_map_back_to_original_pixels_and_category_ids(tiny_shapes_data):
+def test_detections_become_coco_xywh_with_the_files_category_ids(tiny_shapes_data):
     data = tiny_shapes_data
-    scaled = dataclasses.replace(data, scales=np.full(len(data), 2.0, dtype=np.float32))
-    table = detections_to_coco(scaled, *_ground_truth_as_detections(data))
-    first = data.boxes[0, 0]
-    np.testing.assert_allclose(
-        table[0, 1:5], [first[0] / 2, first[1] / 2, (first[2] - first[0]) / 2, (first[3] - first[1]) / 2]
-    )
-    assert table[0, 0] == data.image_ids[0] and table[0, 6] == data.category_ids[data.labels[0, 0]]
-    assert len(table) == data.valid.sum()
+    boxes, scores, labels, valid = _ground_truth_as_detections(data)
+    table = detections_to_coco(data, boxes, scores, labels, valid)
+    first = boxes[0, 0]
+    np.testing.assert_allclose(table[0, 1:5], [first[0], first[1], first[2] - first[0], first[3] - first[1]])
+    assert table[0, 0] == data.image_ids[0] and table[0, 6] == data.category_ids[labels[0, 0]]
+    assert len(table) == valid.sum()
 
 
 def test_shape_mismatch_is_rejected(tiny_shapes_data):
     data = tiny_shapes_data
+    boxes, *rest = _ground_truth_as_detections(data)
     with pytest.raises(ValueError, match="expected boxes"):
-        evaluate_detections(data, data.boxes[:2], *[a[:2] for a in _ground_truth_as_detections(data)[1:]])
+        evaluate_detections(data, boxes[:2], *[a[:2] for a in rest])
 
 
 def test_format_ap_table_aligns_columns():

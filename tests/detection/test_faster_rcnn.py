@@ -236,15 +236,15 @@ def test_predict_returns_fixed_size_detections_like_fcos(params):
     assert predict._cache_size() == compiled
 
 
-def test_perfect_box_head_outputs_give_ap_one(tiny_shapes_data):
-    data = tiny_shapes_data
-    config = FasterRCNNConfig(num_classes=data.num_classes, image_size=tuple(data.images.shape[1:3]))
-    labels = np.where(data.valid, data.labels, config.num_classes)
+def test_perfect_box_head_outputs_give_ap_one(tiny_shapes_data, tiny_ground_truth):
+    data, (boxes, labels, valid) = tiny_shapes_data, tiny_ground_truth
+    config = FasterRCNNConfig(num_classes=data.num_classes, image_size=128)  # the shapes images are 128x128
+    labels = np.where(valid, labels, config.num_classes)
     outputs = FasterRCNNOutputs(
-        proposals=jnp.asarray(data.boxes),
-        proposal_valid=jnp.asarray(data.valid),
+        proposals=jnp.asarray(boxes),
+        proposal_valid=jnp.asarray(valid),
         cls_logits=20.0 * jax.nn.one_hot(labels, config.num_classes + 1),
-        deltas=jnp.zeros((*data.valid.shape, config.num_classes, 4)),
+        deltas=jnp.zeros((*valid.shape, config.num_classes, 4)),
     )
     detections = jax.jit(detections_from_rois, static_argnums=1)(outputs, config)
     metrics = evaluate_detections(data, *detections)

@@ -1,55 +1,73 @@
-"""Inference over a dataset: static-shape batches, padded rows dropped, and COCO evaluation of the result."""
+"""Inference over a dataset: static-shape batches per canvas, padded rows dropped, boxes back in original pixels."""
 
 import dataclasses
+import json
 import types
 
 import jax
 import numpy as np
 import pytest
+from PIL import Image
 
 from detection import inference
 from detection.boxes import Detections
+from detection.datasets import load_coco
 from detection.fcos import FCOSConfig, init_params
+from detection.geometry import geometry_of
 from detection.inference import detect, evaluate_model
 
 CONFIG = FCOSConfig(num_classes=8, image_size=128)
 
 
-def ground_truth_predictor(data):
-    """Return a stand-in for ``predict`` that detects exactly the ground truth of the image in each row."""
-    seen = []
+def solid_coco(tmp_path, sizes):
+    """A COCO set of solid images (image i has value 20 * (i + 1)) with one box each; returns its index."""
+    images, annotations = [], []
+    for number, (height, width) in enumerate(sizes, start=1):
+        Image.fromarray(np.full((height, width, 3), 20 * number, np.uint8)).save(tmp_path / f"{number}.png")
+        images.append({"id": number, "file_name": f"{number}.png", "width": width, "height": height})
+        box = [width / 8, height / 4, width / 2, height / 2]
+        annotations.append({"id": number, "image_id": number, "category_id": 1 + number % 2, "bbox": box,
+                            "area": box[2] * box[3], "iscrowd": 0})
+    doc = {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]}
+    (tmp_path / "ann.json").write_text(json.dumps(doc))
+    return load_coco(tmp_path / "ann.json", tmp_path)
+
+
+def oracle(index):
+    """A stand-in ``predict`` that finds the image of each row by its pixel value and returns its box, resized."""
+    calls = []
 
     def predict(params, images, config):
         images = np.asarray(images)
-        rows = []
-        for image in images:
-            matches = np.flatnonzero((data.images.astype(np.float32) / 255.0 == image).all(axis=(1, 2, 3)))
-            rows.append(matches[0] if len(matches) else -1)
-        seen.append(len(images))
+        calls.append((len(images), tuple(config.image_size)))
         k = config.max_detections
-        boxes = np.zeros((len(images), k, 4), np.float32)
-        scores, classes = np.zeros((len(images), k), np.float32), np.zeros((len(images), k), np.int32)
-        valid = np.zeros((len(images), k), bool)
-        for i, row in enumerate(rows):
-            if row < 0:  # a padded row: detections here would be wrongly attributed if not dropped
-                boxes[i], scores[i], valid[i] = [0, 0, 50, 50], 1.0, True
+        boxes, scores = np.zeros((len(images), k, 4), np.float32), np.zeros((len(images), k), np.float32)
+        classes, valid = np.zeros((len(images), k), np.int32), np.zeros((len(images), k), bool)
+        geometry = geometry_of(config)
+        for i, image in enumerate(images):
+            row = int(image[0, 0, 0]) // 20 - 1
+            if row < 0:  # a padded row: a detection here would be wrongly attributed if not dropped
+                boxes[i, 0], scores[i, 0], valid[i, 0] = [0, 0, 5, 5], 1.0, True
                 continue
-            m = data.valid[row].sum()
-            boxes[i, :m], classes[i, :m] = data.boxes[row][data.valid[row]], data.labels[row][data.valid[row]]
-            scores[i, :m], valid[i, :m] = 1.0, True
+            found, labels = index.boxes_of(row)
+            boxes[i, : len(found)] = found * geometry.scales(index.sizes[row])[0]
+            classes[i, : len(found)], scores[i, : len(found)], valid[i, : len(found)] = labels, 1.0, True
         return Detections(boxes, scores, classes, valid)
 
-    return predict, seen
+    return predict, calls
 
 
-def test_perfect_detections_give_ap_one_through_the_padded_batches(tiny_shapes_data, monkeypatch):
-    predict, seen = ground_truth_predictor(tiny_shapes_data)
+def test_landscape_and_portrait_images_run_in_their_canvases_and_map_back(tmp_path, monkeypatch):
+    index = solid_coco(tmp_path, [(30, 60), (60, 30), (40, 40), (20, 70), (70, 20)])
+    predict, calls = oracle(index)
     monkeypatch.setattr(inference, "detector_of", lambda config: types.SimpleNamespace(predict=predict))
-    metrics = evaluate_model(None, CONFIG, tiny_shapes_data, batch_size=4)
-    assert seen == [4, 4, 4]  # 10 images: static batches of 4, the last one padded
+    config = FCOSConfig(num_classes=2, image_size=(32, 48))  # S = 32, L = 48
+    metrics = evaluate_model(None, config, index, batch_size=2)
+    assert sorted(calls) == [(2, (32, 48)), (2, (32, 48)), (2, (48, 32))]  # 3 landscape/square, 2 portrait
     for name in ("AP", "AP50", "AP75", "mAP50_voc"):
         assert metrics[name] == pytest.approx(1.0)
-    assert metrics["images_per_second"] > 0 and metrics["eval_seconds"] > 0
+    boxes, *_ = detect(None, config, index, batch_size=2)
+    np.testing.assert_allclose(boxes[1, 0], index.boxes_of(1)[0][0], atol=1e-4)  # original pixels again
 
 
 def test_detect_returns_one_row_per_image_with_static_shapes(tiny_shapes_data):
@@ -64,13 +82,6 @@ def test_detect_returns_one_row_per_image_with_static_shapes(tiny_shapes_data):
     np.testing.assert_allclose(alone[1][0], scores[9], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize(
-    "config, message",
-    [
-        (FCOSConfig(num_classes=8, image_size=64), "images are 128x128 but the model expects 64x64"),
-        (FCOSConfig(num_classes=3, image_size=128), "8 classes but the model predicts 3"),
-    ],
-)
-def test_data_that_does_not_fit_the_model_is_rejected(tiny_shapes_data, config, message):
-    with pytest.raises(ValueError, match=message):
-        detect(None, config, tiny_shapes_data)
+def test_data_with_other_classes_than_the_model_is_rejected(tiny_shapes_data):
+    with pytest.raises(ValueError, match="8 classes but the model predicts 3"):
+        detect(None, FCOSConfig(num_classes=3, image_size=128), tiny_shapes_data)

@@ -99,3 +99,16 @@ def test_vector_entries_have_their_own_sympy_classes():
     assert OPERATORS["dot"].head is Dot
     assert OPERATORS["log"].stable_log is None
     assert OPERATORS["sigmoid"].stable_log is not None and OPERATORS["softmax"].stable_log is not None
+
+
+@pytest.mark.parametrize("name", ["erf_s", "erfc_s", "gd_s", "alf_s", "sigmoid"])
+def test_s_curves_keep_their_relative_accuracy_in_the_tails(name):
+    """No cancellation against 1: far out, s(a) is tiny but still accurate (erf_s(-40) is 1e-136, not 0)."""
+    op = OPERATORS[name]
+    a = np.array([-1e3, -200.0, -40.0, -8.0, -1.0, 0.0, 1.0, 8.0, 40.0, 200.0, 1e3])
+    symbol = sympy.Symbol("a", real=True)
+    built = op.build(symbol)
+    want = np.array([float(built.subs(symbol, sympy.Float(v, 30)).evalf(30)) for v in a])
+    np.testing.assert_allclose(op.evaluate(NUMPY, a), want, rtol=1e-13, atol=0)
+    with jax.enable_x64(True):
+        np.testing.assert_allclose(op.evaluate(JAX, jnp.asarray(a)), want, rtol=1e-13, atol=0)

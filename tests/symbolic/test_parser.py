@@ -19,7 +19,7 @@ from symbolic.forms import FORMS, e, i, u, w, x, y
 from symbolic.functions import ScaledErf, ScaledGd, Sigmoid
 from symbolic.operators import BY_PREFIX, OPERATORS, SIGMOID_FORM, SOFTMAX_FORM
 from symbolic.parser import MAX_NESTING, MAX_NODES, ParseError, parse_tree
-from symbolic.tree import MAX_POWER, tree_depth, tree_size
+from symbolic.tree import MAX_DEPTH, MAX_POWER, tree_depth, tree_size
 from symbolic.vector_ops import Dot, Softmax
 
 SIGMOID, SOFTMAX, REG = FORMS["sigmoid"], FORMS["softmax"], FORMS["reg"]
@@ -169,7 +169,7 @@ def _parse_error(text, form="sigmoid") -> ParseError:
         ("x**(1/3)", "sigmoid", 3, "exponent 1/3"),
         (f"x**{MAX_POWER + 1}", "sigmoid", 3, "cannot be written"),
         ("x**(1/0)", "sigmoid", 3, "not a rational constant"),
-        ("1" * 101, "sigmoid", 0, "too long"),
+        ("1" * 311, "sigmoid", 0, "too long"),
         ("2e999999999*x", "sigmoid", 0, "too long"),
         ("x*1e-" + "9" * 5000, "sigmoid", 2, "too long"),
     ],
@@ -254,12 +254,16 @@ def test_nesting_limit_is_reported_where_it_is_passed():
 
 def test_nesting_up_to_the_limit_parses_prints_and_round_trips():
     depth = MAX_NESTING - 1
-    tree = parse_tree("Sig(" * depth + "X" + ")" * depth, "sigmoid")
-    assert tree_depth(tree) == depth
-    candidate = Candidate.from_tree(tree, "sigmoid")
-    assert Candidate.parse(candidate.infix(), "sigmoid") == candidate
-    assert Candidate.parse(candidate.prefix(), "sigmoid") == candidate
+    assert tree_depth(parse_tree("Sig(" * depth + "X" + ")" * depth, "sigmoid")) == depth
     assert parse_tree("(" * MAX_NESTING + "x" + ")" * MAX_NESTING, "sigmoid") == "x"
+    half = MAX_DEPTH // 2
+    for text in ("Sig(" * MAX_DEPTH + "X" + ")" * MAX_DEPTH, "relu(x - " * half + "1" + ")" * half):
+        candidate = Candidate.parse(text, "sigmoid")
+        assert Candidate.parse(candidate.infix(), "sigmoid") == candidate
+        assert Candidate.parse(candidate.prefix(), "sigmoid") == candidate
+        candidate.latex()
+    with pytest.raises(InvalidCandidate, match=f"deeper than {MAX_DEPTH} levels"):
+        Candidate.parse("Sig(" * (MAX_DEPTH + 1) + "X" + ")" * (MAX_DEPTH + 1), "sigmoid")
 
 
 def test_too_many_nodes_is_a_parse_error():
@@ -269,10 +273,10 @@ def test_too_many_nodes_is_a_parse_error():
 
 def test_parsing_is_fast():
     texts = [A_CLS, B_CLS, "-(x + 1)*log(sigmoid(x))/2 + w*softplus(-x)**(3/2)"] * 300
-    start = time.perf_counter()
+    start = time.thread_time()  # CPU time: wall time on shared cores measures the other processes
     for text in texts:
         parse_tree(text, "softmax" if text == A_CLS else "sigmoid")
-    assert len(texts) / (time.perf_counter() - start) > 1000  # formulas per second
+    assert len(texts) / (time.thread_time() - start) > 1000  # formulas per CPU second (about 8,000 measured)
 
 
 @pytest.mark.parametrize(
@@ -282,7 +286,7 @@ def test_parsing_is_fast():
         ("x/0", "sigmoid", "zoo"),
         ("log(x)", "softmax", "reduce it to one value per sample"),
         ("dot(x, softmax(dot(x, y)))", "softmax", "softmax needs a vector"),
-        ("(-1)**(1/2)*x", "sigmoid", "I"),
+        ("(-1)**(1/2)*x", "sigmoid", "not a real number"),
     ],
 )
 def test_formulas_that_parse_but_are_not_losses(text, form, reason):
@@ -319,3 +323,27 @@ def _check_parse_outcome(text, form):
     assert tree_size(tree) <= MAX_NODES and tree_depth(tree) <= MAX_NESTING
     with contextlib.suppress(InvalidCandidate):
         Candidate.from_tree(tree, form)
+
+
+_UNARY = sorted(op.name for op in OPERATORS.values() if op.arity == 1 and SIGMOID_FORM in op.forms)
+_LEAVES = ["1", "2", "3", "0.5", "1e10", "9" * 30, "1e-100", "x", "w"]
+_TOWERS = st.recursive(
+    st.sampled_from(_LEAVES),
+    lambda inner: st.one_of(
+        st.builds("{}({})".format, st.sampled_from(_UNARY), inner),
+        st.builds("({}){}({})".format, inner, st.sampled_from(["+", "-", "*", "/"]), inner),
+    ),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=250, deadline=None, derandomize=True)
+@given(_TOWERS, st.sampled_from(["x*abs({})", "x*relu({})", "x + {}", "sigmoid(x)*cos({})", "{}"]))
+def test_towers_of_functions_build_bounded_or_are_refused(tower, wrapper):
+    """Only a candidate (whose printed text parses back), ParseError or InvalidCandidate comes out."""
+    try:
+        candidate = Candidate.parse(wrapper.format(tower), SIGMOID_FORM)
+    except (ParseError, InvalidCandidate):
+        return
+    for text in (candidate.infix(), candidate.prefix()):
+        assert Candidate.parse(text, SIGMOID_FORM).key == candidate.key, text
