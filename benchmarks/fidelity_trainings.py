@@ -35,10 +35,10 @@ from autoloss import proxy
 from autoloss.loss_specs import LossSpec
 from autoloss.search_config import SearchConfig
 from autoloss.search_driver import default_losses, task_spec
-from detection.batching import iterate_batches
 from detection.checkpoints import METADATA_FILE, write_atomically
 from detection.detectors import get_detector
 from detection.experiment import make_config
+from detection.pipeline import training_stream
 from detection.training import TrainingDiverged
 
 KINDS = ("proxy", "final")
@@ -89,7 +89,6 @@ def training_spec(training: Training, loss: dict, config: SearchConfig, work_dir
         return task_spec(final, losses, final=True, out_dir=work_dir / "runs" / training.id)
     spec = task_spec(config.replace(proxy_steps=training.steps, learning_rate=training.learning_rate,
                                     seed=training.seed), losses, branch="cls")
-    spec["time_limit"] = None  # measured, never cut short
     if training.warm_start_steps is not None:
         spec["init"]["warm_start"]["warm_start_steps"] = training.warm_start_steps
     return spec
@@ -97,9 +96,9 @@ def training_spec(training: Training, loss: dict, config: SearchConfig, work_dir
 
 def cls_gradient_norm(spec: dict, cls_spec: LossSpec, batches: int = GRADIENT_BATCHES) -> float:
     """Mean global norm of the classification term's parameter gradient at the proxy's start, first batches."""
-    size = spec["image_size"]
-    data = proxy._dataset(spec["data"], "train", size, spec.get("data_root"))  # the proxy's own cached copy
-    config = make_config(data.num_classes, size, spec["detector_preset"], spec["detector"])
+    data, _ = proxy._data_pair(spec["data"], spec.get("eval_data"), spec["eval_split"], spec.get("data_root"))
+    shape = proxy.geometry(spec)
+    config = make_config(data.num_classes, shape.canvases[0], spec["detector_preset"], spec["detector"])
     detector = get_detector(spec["detector"])
     params = proxy.initial_params(spec, config)
     if params is None:  # a proxy from scratch starts where train() would
@@ -107,8 +106,9 @@ def cls_gradient_norm(spec: dict, cls_spec: LossSpec, batches: int = GRADIENT_BA
     options = dict(detector.loss_options(cls_spec.fn, "giou", alpha_balance=cls_spec.alpha_balance))
     key = jax.random.key(spec["seed"])
     gradient = jax.jit(jax.grad(lambda p, batch: detector.loss(p, batch, key, config=config, **options)[1]["loss_cls"]))
-    norms = [float(optax.tree.norm(gradient(params, batch)))
-             for batch in iterate_batches(data, spec["batch_size"], seed=spec["seed"], steps=batches)]
+    with training_stream(data, shape, batch_size=spec["batch_size"], seed=spec["seed"], steps=batches,
+                         workers=spec.get("data_workers", 0)) as stream:  # the proxy's own first batches
+        norms = [float(optax.tree.norm(gradient(params, batch))) for batch in stream]
     return float(np.mean(norms))
 
 
@@ -135,7 +135,7 @@ def normalized_proxy(spec: dict) -> dict:
     if cls_spec.fn != baseline.fn:
         cls_spec = dataclasses.replace(cls_spec, fn=scaled_loss(cls_spec.fn, scale))
     try:
-        result = proxy._proxy_run(spec, cls_spec, reg_spec, None)
+        result = proxy._proxy_run(spec, cls_spec, reg_spec)
     except TrainingDiverged as error:
         return {"status": "failed", "reason": f"diverged at step {error.step}", **scales,
                 "seconds": time.perf_counter() - started}

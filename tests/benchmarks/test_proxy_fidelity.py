@@ -218,7 +218,7 @@ def test_the_normalized_proxy_scales_the_candidate_to_the_baselines_gradient_nor
     def fake_norm(spec, cls_spec, batches=4):
         return norms.get(cls_spec.fn, 8.0) if isinstance(cls_spec.fn, str) else 8.0
 
-    def fake_run(spec, cls_spec, reg_spec, callback):
+    def fake_run(spec, cls_spec, reg_spec):
         seen["cls"] = cls_spec
         return {"metrics": {"AP": 0.25}, "train_seconds": 1.0}
 
