@@ -40,7 +40,7 @@ from symbolic.zoo import KNOWN_LOSSES
 
 
 def describe(candidate: Candidate) -> dict:
-    """The JSON-ready description of a candidate: its printed forms and identity."""
+    """The JSON-ready description of a candidate: its printed forms and identities (value and gradient)."""
     return {
         "form": candidate.form.name,
         "infix": candidate.infix(),
@@ -48,6 +48,8 @@ def describe(candidate: Candidate) -> dict:
         "latex": candidate.latex(),
         "key": candidate.key,
         "fingerprint": candidate.fingerprint,
+        "gradient_key": candidate.gradient_key,  # None when the symbolic derivative is not cheap
+        "gradient_fingerprint": candidate.gradient_fingerprint,
         "size": candidate.size,
         "depth": candidate.depth,
     }
