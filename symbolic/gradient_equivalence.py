@@ -22,7 +22,8 @@ Two identities, as for values (``symbolic.canonical``):
   written as one positive number times a remainder (the rational content of its terms, times the
   factor free of the inputs); the key hashes the remainders
   and each partial's number relative to the first nonzero one. Bounded: skipped (None) when the
-  derivative grows past ``MAX_DERIVATIVE_OPS`` operations or takes longer than ``KEY_SECONDS``;
+  derivative grows past ``MAX_DERIVATIVE_OPS`` operations (or, as a safety net, takes longer than
+  ``KEY_SECONDS``);
 * the **gradient fingerprint** (numeric backstop): central-difference slopes on the form's probe
   inputs (``probe_gradient``), divided by their root mean square, rounded and hashed like the value
   fingerprint (``fingerprint_rows``). It catches what SymPy does not show equal, exists for every
@@ -43,8 +44,10 @@ from symbolic.forms import Form, probe_inputs
 from symbolic.numeric import evaluate_trees
 from symbolic.vector_ops import reduce_classes
 
-KEY_SECONDS = 0.5  # time bound of the symbolic key; the fingerprint stands in when it runs over
 MAX_DERIVATIVE_OPS = 400  # a longer derivative is not worth canonicalizing: the fingerprint decides
+# A safety net only: the operation bound above decides deterministically, so a search gives the same keys
+# on a loaded machine; a key that does run over (or is asked for outside the main thread) is None.
+KEY_SECONDS = 2.0
 PROBE_CLASSES = 4  # classes of the softmax form's reduction, as many as its probe inputs have
 STEP = 1e-4  # central-difference step, relative to max(1, |input|)
 GRADIENT_BITS = 16  # mantissa bits of the normalized slopes kept: 1.5e-5, far above their round-off (~1e-11)
