@@ -5,7 +5,7 @@ import json
 import math
 
 import pytest
-from search_fakes import FakeResult, without_timings
+from search_fakes import FakeResult, fake_proxy, without_timings
 
 from autoloss import refinement
 from autoloss.cli import main
@@ -102,6 +102,15 @@ def test_the_command_refines_a_zoo_loss_and_prints_a_line_per_generation(capsys)
     assert [line.split()[2] for line in captured.err.splitlines() if line.startswith("refine:")] == ["1/2", "2/2"]
     text = format_refine(report)
     assert "original  MOS AP" in text and "candidates simulated" in text
+
+
+def test_proxy_confirms_the_original_and_the_refined_loss_with_the_search_recipe(monkeypatch, capsys):
+    specs = []
+    monkeypatch.setattr("autoloss.proxy.train_and_evaluate", lambda spec: specs.append(spec) or fake_proxy(spec))
+    assert main(["refine", BALANCED, "--form", "sigmoid", "--fix", "0", "--generations", "1", "--proxy", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["proxy"]["original_ap"] is not None and len(specs) == 1 + (report["refined"] is not None)
+    assert specs[0]["cls"]["prefix"] == report["original"]["prefix"] and specs[0]["init"]["fresh_branch"] == "cls"
 
 
 def test_refinement_uses_evosax_cma_es():
