@@ -31,6 +31,7 @@ from autoloss.cli_contract import (
 from autoloss.detector_commands import DETECTOR_COMMANDS, add_detector_commands
 from autoloss.export import EXPORT_COMMANDS, add_export_parser
 from autoloss.plots import PLOT_COMMANDS, add_plot_parser
+from autoloss.refine_command import REFINE_COMMANDS, add_refine_parser
 from autoloss.report_command import REPORT_COMMANDS, add_report_parser
 from autoloss.search_command import SEARCH_COMMANDS, add_search_parser
 from autoloss.simulate_command import SIMULATE_COMMANDS, add_simulate_parser
@@ -41,7 +42,7 @@ from symbolic.zoo import KNOWN_LOSSES
 
 
 def describe(candidate: Candidate) -> dict:
-    """The JSON-ready description of a candidate: its printed forms and identity."""
+    """The JSON-ready description of a candidate: its printed forms and identities (value and gradient)."""
     return {
         "form": candidate.form.name,
         "infix": candidate.infix(),
@@ -49,6 +50,8 @@ def describe(candidate: Candidate) -> dict:
         "latex": candidate.latex(),
         "key": candidate.key,
         "fingerprint": candidate.fingerprint,
+        "gradient_key": candidate.gradient_key,  # None when the symbolic derivative is not cheap
+        "gradient_fingerprint": candidate.gradient_fingerprint,
         "size": candidate.size,
         "depth": candidate.depth,
     }
@@ -106,7 +109,8 @@ def format_zoo(report: dict) -> str:
 Command = tuple[Callable[[argparse.Namespace], dict], Callable[[dict], str]]
 # A command whose report is a verdict: exit 1 when it is negative.
 CHECKS: dict[str, Callable[[dict], bool]] = {"verify": lambda report: report["verdict"]["passed"]}
-FORMULA_COMMANDS = ("show", "verify", "export", "plot")  # EXPR may be a zoo name (simulate and train resolve theirs)
+# EXPR may be a zoo name (simulate and train resolve theirs)
+FORMULA_COMMANDS = ("show", "verify", "export", "plot", "refine")
 COMMANDS: dict[str, Command] = {
     "show": (run_show, format_show),
     "verify": (run_verify, format_verify),
@@ -114,6 +118,7 @@ COMMANDS: dict[str, Command] = {
     **DETECTOR_COMMANDS,
     **EXPORT_COMMANDS,
     **PLOT_COMMANDS,
+    **REFINE_COMMANDS,
     **REPORT_COMMANDS,
     **SEARCH_COMMANDS,
     **SIMULATE_COMMANDS,
@@ -158,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_detector_commands(sub, json_flag)
     add_export_parser(sub, json_flag)
     add_plot_parser(sub, json_flag)
+    add_refine_parser(sub, json_flag)
     add_report_parser(sub, json_flag)
     add_search_parser(sub, json_flag)
     add_simulate_parser(sub, json_flag)
@@ -204,7 +210,7 @@ def restore_values(args: argparse.Namespace, originals: dict[str, str]) -> None:
 
 
 def expand_zoo_name(args: argparse.Namespace) -> None:
-    """A zoo name given as the formula of show, verify, export or plot: its formula, and its form if none was given."""
+    """A zoo name given as the formula of show, verify, export, plot or refine: its formula, and its form if none."""
     if args.command not in FORMULA_COMMANDS:
         return
     known = KNOWN_LOSSES.get(args.expr.strip())

@@ -11,9 +11,10 @@ A generation (CSE-Autoloss, Sec. 3 and Algorithm 1) goes through the stages of `
 * ``breed``: offspring of the parents by crossover and mutation (random trees in generation 0, plus
   the zoo seeds) in growing chunks; each raw tree is deduplicated against every tree seen in the
   search by its functional fingerprint, screened by the batched sampled CPV (``check_trees``), built
-  as a SymPy ``Candidate`` (deduplicated by canonical key) and verified (``verify``: proofs and the
-  float32 check), until ``population`` (M) candidates passed or ``max_generated`` raw trees were
-  made. ``ask`` does this itself; it needs no outside evaluation.
+  as a SymPy ``Candidate`` (deduplicated by canonical key, then by gradient equivalence:
+  ``symbolic.gradient_equivalence``) and verified (``verify``: proofs and the float32 check), until
+  ``population`` (M) candidates passed or ``max_generated`` raw trees were made. ``ask`` does this
+  itself; it needs no outside evaluation.
 * ``mos``: ``ask`` returns the next fixed batch of candidates to simulate; ``tell`` records the
   results. When all are in, the passed candidates are ranked by MOS score and the best K move on.
 * ``proxy``: ``ask`` returns the candidates still lacking a proxy result; ``tell`` records results
@@ -46,6 +47,7 @@ from symbolic.candidate import Candidate
 from symbolic.canonical import InvalidCandidate, fingerprint_rows
 from symbolic.cpv import check_trees, verify
 from symbolic.forms import probe_inputs
+from symbolic.gradient_equivalence import GradientIndex
 from symbolic.numeric import evaluate_trees
 from symbolic.parser import parse_tree
 from symbolic.printers import to_prefix
@@ -108,6 +110,14 @@ class EvolutionSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class _Seen:
+    """What breeding has admitted so far: canonical keys (CPV-passed) and the gradient identities."""
+
+    keys: set[str]
+    gradients: GradientIndex
+
+
+@dataclasses.dataclass(frozen=True)
 class Request:
     """What the search needs next: ``stage`` mos or proxy with its candidates; or ``generation`` (one just
     closed: ask again) or ``done``; plus the events since the last request."""
@@ -154,7 +164,7 @@ class Evolution:
         s = self.settings
         return {
             "branch": s.branch, "form": s.form, "method": s.method, "generation": 0, "stage": "breed",
-            "seen_fingerprints": [], "seen_keys": [], "parents": [], "pool": [], "mos": {},
+            "seen_fingerprints": [], "seen_keys": [], "seen_gradients": [], "parents": [], "pool": [], "mos": {},
             "proxy_keys": [], "proxy": {}, "evaluated": [], "generations": [], "current": {},
         }
 
@@ -222,9 +232,11 @@ class Evolution:
         rng = random.Random(f"{s.seed}-{s.branch}-{generation}")
         parents = [parse_tree(p["prefix"], s.form) for p in state["parents"]] if method.evolve else []
         seeds = [(KNOWN_LOSSES[n].candidate.tree, f"zoo:{n}") for n in s.zoo_seeds] if generation == 0 else []
-        seen_fps, seen_keys = set(state["seen_fingerprints"]), set(state["seen_keys"])
+        seen_fps = set(state["seen_fingerprints"])
+        # a checkpoint written before the gradient layer has no gradients: the layer starts empty
+        seen = _Seen(set(state["seen_keys"]), GradientIndex(state.get("seen_gradients", ())))
         new_fps, new_keys, pool, events = [], [], [], []
-        counts, rejected = Counter(generated=0, unique=0, duplicates=0), Counter()
+        counts, rejected = Counter(generated=0, unique=0, duplicates=0, gradient_duplicates=0), Counter()
         target = s.population if method.mos else s.top_k
         chunk = FIRST_CHUNK
         while len(pool) < target and counts["generated"] < s.max_generated:
@@ -255,15 +267,16 @@ class Evolution:
                     rejected[f"cpv: {checks.first_failure[row]}"] += 1
                     events.append(self._raw_event(generation, tree, fp, origin, reason))
                     continue
-                record, event, outcome = self._judge(tree, fp, origin, generation, seen_keys)
+                record, event, outcome = self._judge(tree, fp, origin, generation, seen)
                 events.append(event)
                 if record is None:
                     rejected[outcome] += 1
-                    if outcome == "duplicate":
+                    if outcome in ("duplicate", "gradient duplicate"):
                         counts["duplicates"] += 1
                         counts["unique"] -= 1
+                        counts["gradient_duplicates"] += outcome == "gradient duplicate"
                     continue
-                seen_keys.add(record["key"])
+                seen.keys.add(record["key"])
                 new_keys.append(record["key"])
                 pool.append(record)
                 if len(pool) == target:
@@ -274,13 +287,14 @@ class Evolution:
         current = {"generation": generation, **counts, "cpv": len(pool), "rejected": dict(sorted(rejected.items())),
                    "breed_seconds": round(time.perf_counter() - started, 3)}
         state = {**state, "seen_fingerprints": state["seen_fingerprints"] + new_fps,
-                 "seen_keys": state["seen_keys"] + new_keys, "pool": pool, "mos": {}, "proxy": {},
+                 "seen_keys": state["seen_keys"] + new_keys, "seen_gradients": seen.gradients.admitted,
+                 "pool": pool, "mos": {}, "proxy": {},
                  "proxy_keys": [], "current": current, "stage": "mos" if method.mos else "proxy"}
         if not method.mos:
             state["proxy_keys"] = [r["key"] for r in pool]
         return state, events
 
-    def _judge(self, tree: Tree, fp: str, origin: str, generation: int, seen_keys: set[str]):
+    def _judge(self, tree: Tree, fp: str, origin: str, generation: int, seen: _Seen):
         """(record or None, event, outcome) of a tree that passed the sampled screen (or was not screened)."""
         s = self.settings
         started = time.perf_counter()
@@ -288,10 +302,14 @@ class Evolution:
             candidate = Candidate.from_tree(tree, s.form)
         except InvalidCandidate as error:
             return None, self._raw_event(generation, tree, fp, origin, f"invalid: {error.reason}"), "invalid"
-        if candidate.key in seen_keys:
+        if candidate.key in seen.keys:
             event = self._raw_event(generation, tree, fp, origin, "duplicate: same canonical form as an earlier "
                                     f"candidate ({candidate.key})")
             return None, event, "duplicate"
+        same_gradient = seen.gradients.duplicate_of(candidate)
+        if same_gradient is not None:
+            event = self._raw_event(generation, tree, fp, origin, f"duplicate: {same_gradient}")
+            return None, event, "gradient duplicate"
         record = {"key": candidate.key, "prefix": candidate.prefix(), "infix": candidate.infix(),
                   "size": candidate.size, "origin": origin, "generation": generation, "fingerprint": fp, "cpv": None}
         if self.method.cpv:

@@ -2,8 +2,9 @@
 
 One fixed, seeded stream of ``--generated`` random classification losses of the one-stage detector
 (the search's generation-0 breeding, ``autoloss.evolution``, after the preset's zoo seeds) goes
-through the search's filters: functional dedup, the sampled CPV screen and the CPV proofs (with
-canonical dedup), then model optimization simulation (``simulate.Simulator``). To measure false
+through the search's filters in the search's order: value-fingerprint dedup, the sampled CPV screen,
+canonical dedup, gradient-equivalence dedup (``symbolic.gradient_equivalence``), the CPV proofs, then
+model optimization simulation (``simulate.Simulator``); the funnel says how many each layer removes. To measure false
 rejections, a seeded random sample of each group — rejected by CPV, rejected by MOS, passed MOS — is
 also trained on the proxy task (the search's own recipe, ``autoloss.proxy``), beside the baseline
 focal loss. A candidate is *good* when its proxy AP reaches ``--good-fraction`` of the baseline's.
@@ -61,8 +62,10 @@ def generated_stream(config: SearchConfig, count: int) -> tuple[dict, list[dict]
                                                                        if e.get("event") == "generation")
     rejected = [e for e in request.events if e.get("stage") == "cpv" and e.get("status") == "rejected"]
     by_cpv = [e for e in rejected if not e["reason"].startswith(("duplicate", "invalid"))]
-    counts = {**{k: summary[k] for k in ("generated", "unique", "duplicates")},
-              "invalid": sum(e["reason"].startswith("invalid") for e in rejected),
+    canonical = sum(e["reason"].startswith("duplicate: same canonical") for e in rejected)
+    counts = {**{k: summary[k] for k in ("generated", "unique", "duplicates", "gradient_duplicates")},
+              "value_duplicates": summary["duplicates"] - canonical - summary["gradient_duplicates"],
+              "canonical_duplicates": canonical, "invalid": sum(e["reason"].startswith("invalid") for e in rejected),
               "rejected_by_cpv": len(by_cpv), "passed_cpv": len(pool)}
     return counts, by_cpv, pool
 
@@ -132,11 +135,15 @@ def render(outcome: dict, preset: str, args, command: str, minutes: float) -> st
              f"{c['generated']:,} generated classification losses (seed {args.seed}); proxy samples of up to "
              f"{args.sample} per group; good = proxy AP >= {args.good_fraction:g} x the baseline's "
              f"({percent(outcome['baseline_ap'])} for focal, so >= {percent(outcome['threshold'])}).", "",
-             "| generated | after functional dedup | invalid or canonical duplicates | rejected by CPV | passed CPV "
-             "| rejected by MOS | passed MOS | filtered before the proxy |", "|---|---|---|---|---|---|---|---|",
-             f"| {c['generated']:,} | {c['unique']:,} | {c['unique'] - c['rejected_by_cpv'] - c['passed_cpv']:,} "
-             f"| {c['rejected_by_cpv']:,} | {c['passed_cpv']:,} | {c['passed_cpv'] - c['passed_mos']:,} "
-             f"| {c['passed_mos']:,} | **{100 * filtered:.3f}%** |", "",
+             "| generated | value duplicates | invalid | canonical duplicates | gradient duplicates | rejected by CPV "
+             "| passed CPV | rejected by MOS | passed MOS | filtered before the proxy |",
+             "|---|---|---|---|---|---|---|---|---|---|",
+             f"| {c['generated']:,} | {c['value_duplicates']:,} | {c['invalid']:,} | {c['canonical_duplicates']:,} "
+             f"| {c['gradient_duplicates']:,} | {c['rejected_by_cpv']:,} | {c['passed_cpv']:,} "
+             f"| {c['passed_cpv'] - c['passed_mos']:,} | {c['passed_mos']:,} | **{100 * filtered:.3f}%** |", "",
+             "Each column removes from what the columns before it left, in the search's order, except that the "
+             "sampled CPV screen runs before the canonical and gradient layers (rejected by CPV counts the screen and "
+             "the proofs together).", "",
              "| group | size | proxy-trained | failed | mean proxy AP | best proxy AP | good in sample "
              "| estimated good in group | share of all good candidates |", "|---|---|---|---|---|---|---|---|---|"]
     total_good = sum(g["estimated_good"] for g in outcome["groups"].values())

@@ -2,7 +2,8 @@
 
 A Candidate is immutable: a canonical SymPy expression, its form, and its canonical key.
 Two candidates are equal, and hash equal, exactly when their keys are. Everything else
-(size, fingerprint, printed forms, the JAX function) is derived on demand and cached.
+(size, value and gradient fingerprints, printed forms, the JAX function) is derived on demand and
+cached.
 
 Construction is bounded, whatever the input: ``Candidate.parse``, ``Candidate.from_tree`` and
 ``Candidate(expr, form)`` either return a candidate or raise ``InvalidCandidate`` (the parser
@@ -119,6 +120,20 @@ class Candidate:
     def fingerprint(self) -> str:
         """Hash of the rounded values on the form's fixed probe inputs."""
         return fingerprint(self.tree, self.form)
+
+    @functools.cached_property
+    def gradient_key(self) -> str | None:
+        """Symbolic identity of the gradient up to a positive factor; None when not cheap (see gradient_equivalence)."""
+        from symbolic.gradient_equivalence import gradient_key
+
+        return gradient_key(self)
+
+    @functools.cached_property
+    def gradient_fingerprint(self) -> str:
+        """Hash of the probe gradient divided by its root mean square (see gradient_equivalence)."""
+        from symbolic.gradient_equivalence import gradient_fingerprint
+
+        return gradient_fingerprint(self)
 
     def infix(self) -> str:
         """Plain math text, e.g. ``-log(sigmoid(x))``; parses back to this candidate."""

@@ -17,7 +17,8 @@ tree), which identifies it exactly and costs far less than ``srepr``.
 What SymPy cannot show equal, the *functional fingerprint* catches: values on a fixed
 seeded probe set of the form's inputs, rounded to 24 mantissa bits, then hashed. It is
 computed by the light-tree evaluator, so a raw tree in the numeric screen and the candidate
-built from it get the same fingerprint.
+built from it get the same fingerprint. The third layer, gradient equivalence (L, L + c and k·L
+with k > 0 train alike), is ``symbolic.gradient_equivalence``.
 """
 
 from __future__ import annotations
@@ -139,15 +140,18 @@ def canonical_key(tree: Tree, form: Form) -> str:
     return hashlib.sha1(f"{form.name}|{tree!r}".encode()).hexdigest()[:20]
 
 
-def fingerprint_rows(values: np.ndarray) -> list[str]:
-    """The fingerprint of each row of ``values`` [T, ...]: rounded to 24 mantissa bits, hashed.
+def fingerprint_rows(values: np.ndarray, *, bits: int = FINGERPRINT_BITS) -> list[str]:
+    """The fingerprint of each row of ``values`` [T, ...]: rounded to ``bits`` mantissa bits, hashed.
 
-    Non-finite values hash by kind (NaN, +inf, −inf).
+    Non-finite values hash by kind (NaN, +inf, −inf). A value that rounds up to a power of two hashes as
+    that power, so 1 − 1e-12 and 1 + 1e-12 agree.
     """
     values = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
     finite = np.isfinite(values)
     mantissa, exponent = np.frexp(np.where(finite, values, 0.0))
-    mantissa = np.round(mantissa * (1 << FINGERPRINT_BITS)).astype(np.int64)
+    mantissa = np.round(mantissa * (1 << bits)).astype(np.int64)
+    carried = np.abs(mantissa) == 1 << bits  # rounded up to the next power of two: write it as that power
+    mantissa, exponent = np.where(carried, mantissa // 2, mantissa), np.where(carried, exponent + 1, exponent)
     kind = np.where(finite, 0, np.where(np.isnan(values), 1, np.where(values > 0, 2, 3)))
     payload = np.ascontiguousarray(np.stack([mantissa, exponent.astype(np.int64), kind], axis=1))
     return [hashlib.sha1(row.tobytes()).hexdigest()[:20] for row in payload]
@@ -174,11 +178,14 @@ def bounded_simplify(expr: sympy.Expr, seconds: float = 1.0) -> tuple[sympy.Expr
 
 
 class Deduplicator:
-    """Remembers canonical keys and fingerprints; says whether a candidate is new."""
+    """The three dedup layers (canonical key, value fingerprint, gradient equivalence): is a candidate new?"""
 
     def __init__(self):
+        from symbolic.gradient_equivalence import GradientIndex
+
         self.keys: set[str] = set()
         self.fingerprints: dict[str, str] = {}
+        self.gradients = GradientIndex()
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -190,6 +197,9 @@ class Deduplicator:
         prior = self.fingerprints.get(candidate.fingerprint)
         if prior is not None:
             return f"same values as candidate {prior} on every probe input"
+        reason = self.gradients.duplicate_of(candidate)
+        if reason is not None:
+            return reason
         self.keys.add(candidate.key)
         self.fingerprints[candidate.fingerprint] = candidate.key
         return None

@@ -31,10 +31,10 @@ def install_stop(stage: str, marker: str) -> None:
     if stage == "breed":
         judge = Evolution._judge
 
-        def judging(self, tree, fp, origin, generation, seen_keys):
+        def judging(self, tree, fp, origin, generation, seen):
             if generation == 1:
                 stop_here(marker)
-            return judge(self, tree, fp, origin, generation, seen_keys)
+            return judge(self, tree, fp, origin, generation, seen)
 
         Evolution._judge = judging
     elif stage == "mos":

@@ -27,7 +27,18 @@ def test_show_json_is_one_object_on_stdout(capsys):
     code, out, _ = run(capsys, "show", "Neg(Dot(Mul(Y,Add(1,Sin(Z))),Log(Softmax(X))))", "--form", "softmax", "--json")
     report = json.loads(out)
     assert code == 0 and report["form"] == "softmax" and report["size"] > 5
-    assert set(report) >= {"infix", "prefix", "latex", "key", "fingerprint", "size", "depth"}
+    assert set(report) >= {"infix", "prefix", "latex", "key", "fingerprint", "size", "depth", "gradient_key",
+                           "gradient_fingerprint"}
+
+
+def test_show_json_gives_a_positive_multiple_the_same_gradient_key(capsys):
+    reports = []
+    for text in ("1 - i/u", "3 - 2*i/u", "1 - 2*i/u"):
+        code, out, _ = run(capsys, "show", text, "--form", "reg", "--json")
+        reports.append(json.loads(out))
+    assert reports[0]["key"] != reports[1]["key"] and reports[0]["gradient_key"] == reports[1]["gradient_key"]
+    assert reports[2]["gradient_key"] == reports[0]["gradient_key"] and reports[0]["gradient_key"] is not None
+    assert len({r["gradient_fingerprint"] for r in reports}) == 1
 
 
 def test_zoo_lists_every_known_loss(capsys):

@@ -22,6 +22,7 @@ BAD_INPUT = {
     "report": (["report", "/nowhere/run"], "is not a directory"),
     "search": (["search", "--generations", "0"], "'generations' must be an integer in [1, 100000], got 0"),
     "simulate": (["simulate", "bce", "--form", "sigmoid", "--steps", "0"], "steps=0 is out of range"),
+    "refine": (["refine", "-log(sigmoid(x))", "--form", "sigmoid"], "no numeric constants to refine"),
 }
 
 

@@ -65,6 +65,24 @@ def searched():
     return run(Evolution(EvolutionSettings(**SMALL)))
 
 
+def test_breeding_admits_one_candidate_per_gradient_up_to_a_positive_factor(searched):
+    """The third dedup layer: every admitted candidate has its own gradient, remembered across generations."""
+    state, events, _ = searched
+    admitted = state["seen_gradients"]
+    assert {key for key, _, _ in admitted} >= set(state["seen_keys"])
+    assert len({fingerprint for _, _, fingerprint in admitted}) == len(admitted)
+    removed = [e for e in events if (e.get("reason") or "").startswith("duplicate: same gradient")]
+    assert sum(g["gradient_duplicates"] for g in state["generations"]) == len(removed)
+
+
+def test_a_checkpoint_without_gradient_identities_resumes_with_the_layer_empty():
+    machine = Evolution(EvolutionSettings(**SMALL))
+    state = machine.init()
+    del state["seen_gradients"]
+    state, request = machine.ask(state)
+    assert request.stage == "mos" and len(state["seen_gradients"]) >= len(request.candidates)
+
+
 def test_generation_zero_breeds_M_unique_cpv_passing_candidates_for_mos(bred):
     state, request = bred
     assert request.stage == "mos" and len(request.candidates) == 6 and state["stage"] == "mos"

@@ -37,6 +37,9 @@ def test_the_funnel_adds_up_and_the_estimates_follow_the_samples(fakes):
         "demo", zoo_seeds=("focal", "bce", "cse_b_cls")), 3000, 4, 0.9, False)
     counts, groups = outcome["counts"], outcome["groups"]
     assert counts["generated"] == 3000 and counts["unique"] + counts["duplicates"] == 3000
+    layers = counts["value_duplicates"] + counts["canonical_duplicates"] + counts["gradient_duplicates"]
+    assert layers == counts["duplicates"] and min(counts["value_duplicates"], counts["gradient_duplicates"]) >= 0
+    assert counts["unique"] == counts["invalid"] + counts["rejected_by_cpv"] + counts["passed_cpv"]
     assert counts["passed_cpv"] >= 3  # the zoo seeds pass
     assert groups["rejected by CPV"]["size"] == counts["rejected_by_cpv"]
     assert groups["rejected by MOS"]["size"] + groups["passed MOS"]["size"] == counts["passed_cpv"]
@@ -51,6 +54,7 @@ def test_the_section_states_the_share_filtered_and_one_row_per_group(fakes, caps
     section = filter_effectiveness.main(["--preset", "smoke", "--quiet"])
     funnel, groups = tables(section)
     assert funnel[0][0] == "1,000" and funnel[0][-1].endswith("%**")
+    assert sum(int(cell.replace(",", "")) for cell in funnel[0][1:7]) == 1000  # the layers add up
     assert [row[0] for row in groups] == list(filter_effectiveness.GROUPS)
     shares = [row[-1] for row in groups]
     assert shares == ["-"] * 3 or sum(int(share.rstrip("%")) for share in shares) in (99, 100, 101)
@@ -72,5 +76,5 @@ def test_a_real_smoke_run_simulates_and_trains_each_group(tmp_path, monkeypatch)
     monkeypatch.setenv("AUTOLOSS_CACHE", str(tmp_path / "cache"))
     outcome_section = filter_effectiveness.main(["--preset", "smoke", "--quiet"])
     funnel, groups = tables(outcome_section)
-    assert int(funnel[0][4]) >= 2  # the two zoo seeds pass CPV
+    assert int(funnel[0][6]) >= 2  # the two zoo seeds pass CPV
     assert sum(int(row[2]) for row in groups) >= 2  # samples of the non-empty groups were proxy-trained

@@ -1,0 +1,96 @@
+"""Constant refinement quality: simulation (MOS) score before and after ``autoloss.refinement.refine``, per seed.
+
+For each loss (``cse_b_cls`` from the zoo and the focal loss, both sigmoid-form for FCOS) and each CMA-ES
+seed, the constants are refined on the MOS of the preset's search settings; the table gives the
+original's and the refined loss's MOS AP, the refined formula and the wall time. The score is the one
+the constants were tuned on (the verification images), so the gain is in-sample; ``autoloss refine
+--proxy`` trains both on the proxy task for a held-out check, which this benchmark does not run.
+
+Usage (from the repository root)::
+
+    python -m benchmarks.constant_refinement [--preset quick|demo] [--seeds N] [--generations N] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from autoloss.markdown import percent
+from autoloss.refinement import RefineSettings, print_progress, refine
+from autoloss.search_config import SearchConfig
+from autoloss.search_driver import make_simulator
+from benchmarks.results_file import command_line, machine_line, publish
+from benchmarks.search_efficiency import SMOKE_DATA
+from symbolic.constants import lift_constants
+from symbolic.zoo import KNOWN_LOSSES
+
+SECTION = "## Constant refinement (CMA-ES on the MOS score)"
+LOSSES = {"cse_b_cls": (), "focal": (1,)}  # zoo name -> constants kept (focal's 1 is the one of 1 - y)
+PRESETS = {
+    "quick": {"data": SMOKE_DATA, "image_size": 64,
+              "mos": {"warm_start_steps": 200, "warm_start_batch_size": 8, "steps": 20, "batch_size": 8}},
+    "demo": {},
+}
+
+
+def study(config: SearchConfig, seeds: int, generations: int, population: int, progress: bool) -> list[dict]:
+    """One row per (loss, seed): scores before and after, constants, wall time."""
+    simulator = make_simulator(config, "cls", progress=progress)
+    rows = []
+    for name, fixed in LOSSES.items():
+        candidate = KNOWN_LOSSES[name].candidate
+        for seed in range(seeds):
+            settings = RefineSettings(generations=generations, population=population, seed=seed, fixed=fixed)
+            result = refine(candidate, simulator, settings, progress=print_progress if progress else None)
+            best = result.refined or candidate
+            rows.append({"loss": name, "seed": seed, "before": result.original_score,
+                         "after": result.refined_score if result.refined else result.original_score,
+                         "constants_before": lift_constants(candidate).values, "refined": result.refined is not None,
+                         "infix": best.infix(), "simulated": result.simulated, "discarded": len(result.discarded),
+                         "seconds": result.seconds})
+    return rows
+
+
+def render(rows: list[dict], args, command: str, minutes: float, config: SearchConfig) -> str:
+    """The RESULTS.md section."""
+    mos = {**config.mos}
+    lines = [SECTION, "", f"Machine: {machine_line()}. Command: `{command}` ({minutes:.0f} min; the cores were shared "
+             "with other work, so wall times are inflated). "
+             f"Preset `{args.preset}`: data `{config.data}`, {config.image_size} px, "
+             f"MOS settings {mos or 'of the demo'}; "
+             f"CMA-ES {args.generations} generations x population {args.population}; the MOS score is AP on the "
+             "verification images the constants are tuned on (in-sample).", "",
+             "| loss | seed | MOS AP before | MOS AP after | constants | refined loss | simulated | discarded (CPV) "
+             "| wall time |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        constants = ", ".join(f"{v:.3g}" for v in r["constants_before"])
+        refined = f"`{r['infix']}`" if r["refined"] else "none better"
+        lines.append(f"| {r['loss']} | {r['seed']} | {percent(r['before'])} | {percent(r['after'])} | {constants} "
+                     f"| {refined} | {r['simulated']} | {r['discarded']} | {r['seconds']:.0f} s |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> str:
+    """Run the study; print the section (and write it with --write); return it."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", choices=tuple(PRESETS), default="quick")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--generations", type=int, default=6)
+    parser.add_argument("--population", type=int, default=8)
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.add_argument("--write", action="store_true", help="replace this section of benchmarks/RESULTS.md")
+    args = parser.parse_args(argv)
+    for name, low in (("seeds", 1), ("generations", 1), ("population", 2)):
+        if getattr(args, name) < low:
+            parser.error(f"--{name} must be at least {low}, got {getattr(args, name)}")
+    config = SearchConfig.preset("demo", **PRESETS[args.preset])
+    started = time.perf_counter()
+    rows = study(config, args.seeds, args.generations, args.population, not args.quiet)
+    section = render(rows, args, command_line("benchmarks.constant_refinement", argv),
+                     (time.perf_counter() - started) / 60, config)
+    return publish(section, args.write)
+
+
+if __name__ == "__main__":
+    main()
