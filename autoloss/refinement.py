@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from evosax.algorithms import CMA_ES
-from symbolic.verify import verify
+from symbolic.cpv import verify
 
 from autoloss.cli_contract import UsageError
 from symbolic.candidate import Candidate
