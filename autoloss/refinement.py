@@ -32,12 +32,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from evosax.algorithms import CMA_ES
-from symbolic.cpv import verify
 
 from autoloss.cli_contract import UsageError
 from symbolic.candidate import Candidate
 from symbolic.canonical import InvalidCandidate
 from symbolic.constants import lift_constants
+from symbolic.cpv import verify
 
 WORST = 1.0  # fitness of a member that failed CPV or MOS; a passed member's is −AP, in [−1, 0]
 

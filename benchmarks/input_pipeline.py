@@ -130,7 +130,7 @@ def training_rate(index, geometry: Geometry, steps: int, batch_size: int = 16) -
 def peak_memory(command: list[str]) -> dict:
     """Run ``command``; the peaks of the summed RSS and PSS (bytes) of it and all its descendants, sampled every
     0.2 s. RSS counts the pages the processes share (Python, JAX's libraries) once per process; PSS splits them."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = {"bytes": 0, "pss_bytes": 0, "processes": 0}
 
     def sample():
@@ -150,10 +150,11 @@ def peak_memory(command: list[str]) -> dict:
     watcher = threading.Thread(target=sample, daemon=True)
     started = time.perf_counter()
     watcher.start()
-    out, _ = process.communicate()
+    out, err = process.communicate()
     watcher.join()
     if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} exited with {process.returncode}")
+        tail = "\n".join(err.replace("\r", "\n").splitlines()[-15:])
+        raise RuntimeError(f"{' '.join(command)} exited with {process.returncode}:\n{tail}")
     return {**peak, "seconds": time.perf_counter() - started, "report": json.loads(out), "load": _load()}
 
 

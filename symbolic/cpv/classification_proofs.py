@@ -28,14 +28,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import time
 from collections.abc import Callable
 
 import numpy as np
 import sympy
 
 from symbolic.cpv.limits import gradient_limit
-from symbolic.cpv.proof_worker import ProofTimeout, time_limit
+from symbolic.cpv.proof_worker import ProofTimeout, clock, time_limit
 from symbolic.cpv.rules import SLOPE_RTOL
 from symbolic.cpv.sign_proofs import assumption_sign, prove_sign
 from symbolic.cpv.softmax_reduction import RHO, X_J, X_O, X_T, N, OutsideReduction, Special, reduce_loss, relax
@@ -174,7 +173,7 @@ def prove_convergence(curves: list[Curve], monotone: Proof, deadline: float) -> 
         return Proof.undecided("monotonicity is not proved, so the minimum need not be at the label")
     arguments, domains = [], []
     for curve in [c for c in curves if c.converges]:
-        share = time.perf_counter() + LIMIT_SHARE * max(0.0, deadline - time.perf_counter())
+        share = clock() + LIMIT_SHARE * max(0.0, deadline - clock())
         proof = gradient_limit(curve.derivative, curve.variable, curve.direction, share)
         if proof.status == "refuted" and curve.witness(proof.counterexample or {}) is not None:
             return proof

@@ -13,9 +13,16 @@ precision). So every proof of a candidate runs here, as one mechanism with two l
   a garbage-collector callback is dropped; the proof code catches ``ProofTimeout`` per
   property, so whatever was decided before the budget ran out is kept, and the worker stays
   warm;
-* the caller waits at most the budget plus ``KILL_MARGIN`` for the answer. A worker that
-  has not answered by then is inside a step no signal reaches: it is killed, a fresh one
+* the caller waits until the worker has spent the budget plus ``KILL_MARGIN`` of CPU time
+  (or, as a backstop, ``WALL_FACTOR`` times that in wall time plus ``WALL_SLACK``). A worker
+  that has not answered by then is inside a step no signal reaches: it is killed, a fresh one
   is started at once in the background, and ``call`` raises ``ProofTimeout``.
+
+Budgets are CPU seconds of the worker (:func:`clock`), not wall seconds, as for the other
+symbolic budgets (``symbolic.time_budget``): a proof gets the same amount of work on a busy
+machine as on an idle one, so a search's verdicts, and with them its trajectory, do not depend
+on what else the machine runs. (A proof that needs about its whole budget can still land on
+either side of it from run to run; the budget should leave room.)
 
 Starting a worker (about as long as importing the project) is not charged to any budget:
 ``call`` waits for the worker to be ready before its clock starts. Calls from several
@@ -39,8 +46,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 
-KILL_MARGIN = 0.3  # seconds past a task's budget before its worker is killed
+import psutil
+
+KILL_MARGIN = 0.3  # CPU seconds past a task's budget before its worker is killed
+WALL_FACTOR, WALL_SLACK = 20.0, 10.0  # the wall-time backstop of a call: a worker that gets no CPU at all
+POLL_SECONDS = 0.05  # how often the caller looks at the worker's CPU time
 STARTUP_TIMEOUT = 300.0  # seconds a fresh worker may take to import the project
 _HEADER = struct.Struct("<Q")
 _WORKER_COMMAND = "from symbolic.cpv.proof_worker import worker_main; worker_main()"
@@ -59,14 +71,19 @@ class WorkerUnavailable(RuntimeError):
 
 
 _IN_WORKER = False
-_DEADLINE = math.inf  # the innermost time limit in force (time.perf_counter seconds)
+_DEADLINE = math.inf  # the innermost time limit in force (clock() seconds)
 REPEAT = 0.02  # seconds: the alarm repeats until the limit is lifted, as a raise can be swallowed
+
+
+def clock() -> float:
+    """The proofs' clock: CPU seconds of this process (in the worker, the proofs' own work)."""
+    return time.process_time()
 
 
 def _raise_timeout(signum, frame):
     # An exception raised inside a garbage-collector callback or a __del__ is printed and dropped,
     # so the alarm repeats (every REPEAT seconds) and raises whenever the limit has passed.
-    if time.perf_counter() >= _DEADLINE:
+    if clock() >= _DEADLINE:
         raise ProofTimeout
 
 
@@ -74,9 +91,9 @@ def _arm(deadline: float) -> None:
     global _DEADLINE
     _DEADLINE = deadline
     if deadline == math.inf:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.setitimer(signal.ITIMER_PROF, 0)
     else:
-        signal.setitimer(signal.ITIMER_REAL, max(deadline - time.perf_counter(), 1e-6), REPEAT)
+        signal.setitimer(signal.ITIMER_PROF, max(deadline - clock(), 1e-6), REPEAT)
 
 
 def _disarm() -> None:
@@ -91,7 +108,7 @@ def _disarm() -> None:
 
 @contextlib.contextmanager
 def time_limit(deadline: float):
-    """Stop the enclosed code with ``ProofTimeout`` at ``deadline`` (``time.perf_counter`` seconds).
+    """Stop the enclosed code with ``ProofTimeout`` at ``deadline`` (:func:`clock` seconds).
 
     Limits nest: an inner one never extends an outer one, and the outer one is back in force
     on exit. Only in the worker process (its main thread); elsewhere the code runs unbounded
@@ -101,7 +118,7 @@ def time_limit(deadline: float):
         yield
         return
     outer = _DEADLINE
-    if min(deadline, outer) <= time.perf_counter():
+    if min(deadline, outer) <= clock():
         raise ProofTimeout
     _arm(min(deadline, outer))
     try:
@@ -135,7 +152,7 @@ def worker_main() -> None:
     """The worker's loop: call each pickled (function, args) and send back (ok, result)."""
     global _IN_WORKER
     _IN_WORKER = True
-    signal.signal(signal.SIGALRM, _raise_timeout)
+    signal.signal(signal.SIGPROF, _raise_timeout)
     sys.unraisablehook = _quiet_dropped_timeouts
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal stops the caller, which stops us
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
@@ -196,17 +213,18 @@ class ProofWorker:
         self._process = None
         self._ready = False
 
-    def _receive(self, deadline: float) -> bytes | None:
-        """One message from the worker, or None when ``deadline`` passes first."""
+    def _receive(self, expired: Callable[[], bool]) -> bytes | None:
+        """One message from the worker, or None when ``expired()`` turns true first."""
         fd = self._process.stdout.fileno()
         data, size = bytearray(), None
         while size is None or len(data) < _HEADER.size + size:
             if size is None and len(data) >= _HEADER.size:
                 size = _HEADER.unpack_from(data)[0]
                 continue
-            remaining = deadline - time.perf_counter()
-            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
-                return None
+            if not select.select([fd], [], [], POLL_SECONDS)[0]:
+                if expired():
+                    return None
+                continue
             chunk = os.read(fd, 1 << 20)
             if not chunk:
                 raise WorkerUnavailable(f"the proof worker exited (code {self._process.poll()})")
@@ -218,21 +236,22 @@ class ProofWorker:
             self._stop()
             self._start()
         if not self._ready:
-            message = self._receive(time.perf_counter() + STARTUP_TIMEOUT)
+            started = time.perf_counter()
+            message = self._receive(lambda: time.perf_counter() - started > STARTUP_TIMEOUT)
             if message != _READY:
                 self._stop()
                 raise WorkerUnavailable("the proof worker did not start")
             self._ready = True
 
     def call(self, function, args: tuple, seconds: float):
-        """``function(*args)`` in the worker; ``ProofTimeout`` if no answer within ``seconds`` + KILL_MARGIN."""
+        """``function(*args)`` in the worker; ``ProofTimeout`` past ``seconds`` + KILL_MARGIN of its CPU time."""
         with self._lock:
             self._ensure_ready()
             payload = pickle.dumps((function, args))
             try:
                 self._process.stdin.write(_HEADER.pack(len(payload)) + payload)
                 self._process.stdin.flush()
-                message = self._receive(time.perf_counter() + max(0.0, seconds) + KILL_MARGIN)
+                message = self._receive(self._expiry(max(0.0, seconds) + KILL_MARGIN))
             except (BrokenPipeError, WorkerUnavailable) as error:
                 self._stop()
                 raise WorkerUnavailable(str(error)) from None
@@ -246,6 +265,20 @@ class ProofWorker:
             if result == "ProofTimeout":
                 raise ProofTimeout
             raise RuntimeError(result)
+
+    def _expiry(self, seconds: float) -> Callable[[], bool]:
+        """Whether the worker has spent ``seconds`` of CPU time since now (or the wall-time backstop passed)."""
+        worker = psutil.Process(self._process.pid)
+
+        def cpu() -> float:
+            try:
+                times = worker.cpu_times()
+            except psutil.Error:
+                return math.inf
+            return times.user + times.system
+
+        start, wall_end = cpu(), time.perf_counter() + WALL_FACTOR * seconds + WALL_SLACK
+        return lambda: cpu() - start > seconds or time.perf_counter() > wall_end
 
     def close(self) -> None:
         """Stop the worker process."""

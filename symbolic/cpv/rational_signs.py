@@ -16,10 +16,10 @@ never refutes (branch and bound finds counterexamples).
 from __future__ import annotations
 
 import math
-import time
 
 import sympy
 
+from symbolic.cpv.proof_worker import clock
 from symbolic.cpv.verdict import Proof, describe_range
 
 RATIONAL_MAX_OPS = 400  # together/factor of larger rational functions can take seconds
@@ -102,7 +102,7 @@ def prove_rational_sign(expr: sympy.Expr, box: dict, sign: str, deadline: float,
             return Proof.undecided(f"the constant factor {coefficient} has no sign")
         negative ^= bool(coefficient < 0)
         for factor, power in factors:
-            if time.perf_counter() > deadline:
+            if clock() > deadline:
                 return Proof.undecided("", timed_out=True)
             found = _factor_sign(factor, box, deadline, decide)
             if power % 2 == 0:

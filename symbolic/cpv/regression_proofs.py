@@ -39,12 +39,11 @@ and is a valid regression loss — so it is reported for every loss, not require
 from __future__ import annotations
 
 import math
-import time
 
 import sympy
 
 from symbolic.cpv.grids import BOX_ASPECTS, BOX_SIDES
-from symbolic.cpv.proof_worker import ProofTimeout, time_limit
+from symbolic.cpv.proof_worker import ProofTimeout, clock, time_limit
 from symbolic.cpv.sign_proofs import assumption_sign, prove_sign
 from symbolic.cpv.substitution import substitute
 from symbolic.cpv.verdict import Proof, describe_range
@@ -84,7 +83,7 @@ def _prove_directions(expr: sympy.Expr, coordinates: str, deadline: float) -> Pr
     box = {v: (0.0, 1.0), r: (0.0, 1.0), E: (0.0, INF)}
     arguments = []
     for what, condition, sign in cone_conditions(expr, coordinates):
-        if time.perf_counter() > deadline:
+        if clock() > deadline:
             return Proof.undecided("before every direction was decided", timed_out=True)
         if condition == 0 or assumption_sign(condition, sign):
             arguments.append("SymPy assumptions")
@@ -105,7 +104,7 @@ def prove_cone(expr: sympy.Expr, deadline: float) -> Proof:
     in_iou = _prove_directions(expr, "iou", deadline)
     if in_iou.status == "proved" or in_iou.timed_out:
         return in_iou
-    share = time.perf_counter() + AREAS_SHARE * max(0.0, deadline - time.perf_counter())
+    share = clock() + AREAS_SHARE * max(0.0, deadline - clock())
     in_areas = _prove_directions(expr, "areas", share)
     if in_areas.status == "proved":
         return in_areas
@@ -157,7 +156,7 @@ def prove_on_paths(expr: sympy.Expr, deadline: float) -> Proof:
     """Non-decrease along every probe path family, for all t on the path and every area A (the fallback)."""
     arguments, every_scale = set(), True
     for name, substitution, (t_lo, t_hi), direction, _ in path_families():
-        if time.perf_counter() > deadline:
+        if clock() > deadline:
             return Proof.undecided(f"before the path family {name}", timed_out=True)
         slope = direction * sympy.diff(on_path(expr, substitution), t)
         box = {t: (t_lo, t_hi), A: (0.0, INF)}

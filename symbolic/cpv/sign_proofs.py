@@ -34,12 +34,12 @@ from __future__ import annotations
 
 import contextlib
 import math
-import time
 
 import numpy as np
 import sympy
 
 from symbolic.cpv.intervals import IntervalProgram, IntervalUnsupported
+from symbolic.cpv.proof_worker import clock
 from symbolic.cpv.rational_signs import is_rational, prove_rational_sign
 from symbolic.cpv.verdict import Proof, describe_range
 from symbolic.functions import S_CURVES, Sigmoid, Softplus
@@ -98,7 +98,7 @@ def prepare(expr: sympy.Expr, deadline: float = float("inf")) -> list[sympy.Expr
     rewritten = rewrite_complements(expr)
     forms = [rewritten]
     for candidate in _equivalents(rewritten):
-        if time.perf_counter() > deadline:
+        if clock() > deadline:
             break
         if candidate not in forms and not candidate.has(sympy.nan, sympy.zoo):
             forms.append(candidate)
@@ -266,7 +266,7 @@ def prove_sign(expr: sympy.Expr, box: dict[sympy.Symbol, tuple[float, float]], s
             with contextlib.suppress(IntervalUnsupported):
                 programs += [IntervalProgram(form, variables) for form in prepare(expr, deadline)[1:]]
             continue
-        if time.perf_counter() > deadline:
+        if clock() > deadline:
             reason = "time budget"
             break
         if len(lo) > max_boxes // 2:  # boxes outside `required` give way first

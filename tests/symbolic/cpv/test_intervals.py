@@ -77,7 +77,7 @@ def test_unary_heads_enclose_dense_samples(function):
         samples = np.linspace(lo[k], hi[k], 101)
         if function in (ScaledErf, ScaledGd, ScaledAlf):  # the mathematical value: the numerics cancel in the tails
             with mpmath.workdps(30):
-                values = np.array([float(function.mp_value(mpmath.mpf(float(v)))) for v in samples])
+                values = np.array([float(function.mp_value(mpmath.mp, mpmath.mpf(float(v)))) for v in samples])
         else:
             values = evaluate_numpy(expr, form, {"x": samples, "y": 0 * samples, "w": 0 * samples})
         assert (values >= b_lo[k]).all() and (values <= b_hi[k]).all(), (expr, lo[k], hi[k])
