@@ -51,7 +51,7 @@ class RefineSettings:
     seed: int = 0
     spread: float = 0.5  # initial CMA-ES step, relative to max(|constant|, 1)
     digits: int = 3  # significant digits of a refined constant
-    verify_time_budget: float = 0.1  # seconds of proof attempts per member (then sampled), as in the search
+    verify_time_budget: float = 0.0  # seconds of proof attempts per member (0: sampled), as in the search
     fixed: tuple[int, ...] = ()  # indices of constants kept as they are (e.g. the 1 of a label complement 1 − y)
 
     def __post_init__(self):

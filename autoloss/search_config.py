@@ -94,7 +94,8 @@ class SearchConfig:
     init_depth: int = _int(5, 1, 10, "largest depth of the random trees of generation 0 (ramped half-and-half)")
     zoo_seeds: tuple[str, ...] = _setting((), "names", "zoo losses added to generation 0 (e.g. focal, bce)",
                                           choices=tuple(KNOWN_LOSSES))
-    verify_time_budget: float = _float(0.1, 0.0, 600.0, "seconds of CPV proof attempts per candidate")
+    verify_time_budget: float = _float(0.0, 0.0, 600.0, "CPU seconds of CPV proof attempts per candidate (0: the "
+                                       "dense sampled check alone, which keeps a search exactly reproducible)")
     mos_batch_size: int = _int(64, 1, 1_000_000, "candidates per MOS call (a checkpoint follows each)")
     mos: Mapping[str, Any] = _table("MOS settings (simulate.SimulationConfig fields), a TOML [mos] table")
     hall_of_fame_size: int = _int(10, 1, 100_000, "entries kept in the hall of fame")
@@ -334,6 +335,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "proxy_steps": 7330, "proxy_batch_size": 16, "optimizer": "sgd", "learning_rate": 1e-2,
         "proxy_time_limit": 4 * 3600.0,
         "final_steps": 90_000, "final_batch_size": 16, "final_time_limit": 48 * 3600.0, "workers": 1,
-        "verify_time_budget": 1.0,
+        "verify_time_budget": 1.0,  # proofs: worth their CPU here, at the cost of bit-identical reruns
     },
 }
