@@ -167,7 +167,10 @@ DEEP_EXP = ("abs(i / exp(2 * relu(1 / softplus(2 - relu(i / tanh(1 * sigmoid(1 /
             "- cos(i + abs(3 + sqrt(i + tanh(3 / softplus(3 + abs(i / exp(3 / i))))))))))))))))))")
 
 
-def test_latex_of_a_product_with_e_to_a_negative_formula_runs_no_simplify():
+def test_latex_of_a_product_with_e_to_a_negative_formula_runs_no_simplify(monkeypatch):
+    # Building it takes about as long as the construction budget (0.5 s; more with SymPy's caches cold): this test
+    # is about printing, so building gets room.
+    monkeypatch.setattr("symbolic.candidate.CONSTRUCTION_SECONDS", 10.0)
     candidate = Candidate.parse(DEEP_EXP, "reg")
     with time_budget(10):  # it ran for minutes: SymPy simplified e^(-2/softplus(...)) to split a fraction
         latex = candidate.latex()
