@@ -170,11 +170,17 @@ def interval_sqrt(a):
     return np.maximum(lo, 0.0), hi
 
 
-def _monotone(function, floor=None, ceiling=None, absolute=0.0):
+def _monotone(function, floor=None, ceiling=None, absolute=0.0, odd=False):
+    """An increasing function's rule; ``odd``: f(0) = 0 and f keeps its argument's sign, which the
+    outward widening would blur at 0 (tanh([0, 1]) must not reach below 0, or sin(tanh(v)) ≥ 0 is lost)."""
+
     def rule(a):
         with np.errstate(all="ignore"):
             lo, hi = function(a[0]), function(a[1])
-        return _clip(*_outward(lo, hi, LIBRARY_RELATIVE_ERROR, absolute), floor, ceiling)
+        lo, hi = _clip(*_outward(lo, hi, LIBRARY_RELATIVE_ERROR, absolute), floor, ceiling)
+        if odd:
+            lo, hi = np.where(a[0] >= 0, np.maximum(lo, 0.0), lo), np.where(a[1] <= 0, np.minimum(hi, 0.0), hi)
+        return lo, hi
 
     return rule
 
@@ -273,9 +279,9 @@ _FUNCTION_RULES = {
     sympy.Abs: _abs,
     sympy.sin: _periodic(0.0),
     sympy.cos: _periodic(math.pi / 2),
-    sympy.tanh: _monotone(np.tanh, -1.0, 1.0),
-    sympy.atan: _monotone(np.arctan, -math.pi / 2, math.pi / 2),
-    sympy.erf: _monotone(special.erf, -1.0, 1.0, LIBRARY_ABSOLUTE_ERROR),
+    sympy.tanh: _monotone(np.tanh, -1.0, 1.0, odd=True),
+    sympy.atan: _monotone(np.arctan, -math.pi / 2, math.pi / 2, odd=True),
+    sympy.erf: _monotone(special.erf, -1.0, 1.0, LIBRARY_ABSOLUTE_ERROR, odd=True),
     sympy.sign: lambda a: (np.sign(a[0]), np.sign(a[1])),
     Sigmoid: _monotone(special.expit, 0.0, 1.0),
     Softplus: _monotone(lambda v: np.logaddexp(0.0, v), 0.0),

@@ -107,10 +107,22 @@ def prepare(expr: sympy.Expr, deadline: float = float("inf")) -> list[sympy.Expr
 
 def _equivalents(expr: sympy.Expr):
     yield sympy.factor_terms(expr)
+    yield _collected(expr)
     combined = sympy.factor_terms(sympy.together(expr))
     yield combined
     if not expr.atoms(sympy.Function) and sympy.count_ops(combined) <= FACTOR_MAX_OPS:
         yield sympy.factor(combined)
+
+
+def _collected(expr: sympy.Expr) -> sympy.Expr:
+    """Every sum with its terms collected by their variables, the most shared first: E − E·r·v + 2 becomes
+    E·(1 − r·v) + 2, whose bound over E ≥ 0 and r, v in [0, 1] keeps its sign (the raw sum's does not)."""
+
+    def collect(add: sympy.Add) -> sympy.Expr:
+        shared = sorted(add.free_symbols, key=lambda s: (-sum(term.has(s) for term in add.args), s.name))
+        return sympy.collect(add, shared)
+
+    return expr.replace(lambda node: node.is_Add and len(node.free_symbols) > 1, collect)
 
 
 def assumption_sign(expr: sympy.Expr, sign: str) -> bool:

@@ -97,6 +97,13 @@ def test_exact_zeros_survive_rounding():
     assert hi <= 0
 
 
+def test_odd_functions_keep_their_arguments_sign_at_zero():
+    for head in (sympy.tanh, sympy.atan, sympy.erf):
+        assert interval_bounds(head(x), {x: (0.0, 1.0)})[0] == 0.0
+        assert interval_bounds(head(x), {x: (-1.0, 0.0)})[1] == 0.0
+    assert interval_bounds(sympy.sin(sympy.tanh(x)), {x: (0.0, 1e-3)})[0] >= 0.0
+
+
 def test_division_by_an_interval_touching_zero_is_unbounded():
     lo, hi = interval_bounds(1 / x, {x: (-1.0, 2.0)})
     assert lo == -math.inf and hi == math.inf

@@ -32,6 +32,12 @@ def test_a_loss_in_raw_areas_is_proved_by_the_directions_in_i_u_e():
     assert proof.status == "proved" and "(i, u, e)" in proof.argument and "area e > 0" in proof.domain
 
 
+@pytest.mark.parametrize("text", ["exp(e/i)", "e/(i*sigmoid(u))"])
+def test_a_loss_unbounded_at_iou_zero_rises_half_way_and_so_to_the_end(text):
+    proof = prove_consistency(Candidate.parse(text, "reg").expr, clock() + 10)
+    assert proof.status == "proved" and "half way" in proof.argument
+
+
 def test_cse_b_reg_is_proved_on_every_path_at_every_scale():
     expr = KNOWN_LOSSES["cse_b_reg"].candidate.expr
     # it does fall when union and enclosing box grow together (disjoint boxes, large areas): not a probe move

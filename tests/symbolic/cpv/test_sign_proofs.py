@@ -82,3 +82,11 @@ def test_a_wrong_sign_at_a_sample_point_refutes_without_branching():
     proof = prove_sign(sympy.cos(x) - 0.5, {x: (-INF, INF)}, "nonnegative", deadline=clock() + 5,
                        required={x: (-100.0, 100.0)})
     assert proof.status == "refuted" and math.cos(proof.counterexample["x"]) < 0.5
+
+
+def test_sums_collected_by_their_variables_keep_their_sign_at_every_scale():
+    r, v = sympy.symbols("r v", nonnegative=True)
+    expr = -A * r * sympy.sign(-A * r * v + A + 2)  # dL/dv of |e - i + 2| in (v, u, e)
+    proof = prove_sign(expr, {v: (0.0, 1.0), r: (0.0, 1.0), A: (0.0, INF)}, "nonpositive",
+                       deadline=clock() + 5, log_scale=(A,))
+    assert proof.status == "proved"
