@@ -3,6 +3,7 @@ cost on the built-in shapes data, and the AP of a training through it against an
 
     python -m benchmarks.input_pipeline [--images N] [--work-dir DIR] [--memory-steps S] [--write]
     python -m benchmarks.input_pipeline --parts ap --previous DIR [--ap-steps 1500] [--seeds 0,1] [--write]
+    python -m benchmarks.input_pipeline --parts search --previous DIR [--write]
 
 ``large`` (default): writes once (then reuses, in ``--work-dir``) a COCO instances set of ``--images``
 JPEG images, four in five 683x512 and one in five 512x683, each with 1-6 boxes of 5 classes. At
@@ -20,6 +21,10 @@ the tiny FCOS training throughput on preloaded batches against the stream of the
 project checkout at ``--previous`` (e.g. an export of the commit before the pipeline), per seed, so the
 streaming path's AP can be compared with the in-memory path's within seed noise.
 
+``search``: the default ``autoloss search`` with ``--previous`` and with this checkout, one after the
+other, each in a fresh cache holding only the generated dataset (so each run trains its warm start and
+compiles as a first run does): wall time and peak summed resident memory of the search and its workers.
+
 The machine is shared: every timing states the load average, and goals are ratios measured in one run.
 """
 
@@ -29,6 +34,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -48,11 +54,13 @@ from detection.experiment import make_config
 from detection.geometry import Geometry
 from detection.optim import OptimizerConfig
 from detection.pipeline import training_stream
+from detection.shapes import ensure_shapes_dataset
 from detection.training import train
 
 SECTIONS = {"large": "## Input pipeline: memory and throughput on 20,000 images",
             "shapes": "## Input pipeline: the built-in dataset",
-            "ap": "## Input pipeline: AP through the stream and through the in-memory path"}
+            "ap": "## Input pipeline: AP through the stream and through the in-memory path",
+            "search": "## Input pipeline: the default search before and after"}
 CLASSES = ("box", "disc", "bar", "ring", "cross")
 REPO = Path(__file__).resolve().parents[1]
 
@@ -127,10 +135,11 @@ def training_rate(index, geometry: Geometry, steps: int, batch_size: int = 16) -
             "load": _load()}
 
 
-def peak_memory(command: list[str]) -> dict:
-    """Run ``command``; the peaks of the summed RSS and PSS (bytes) of it and all its descendants, sampled every
-    0.2 s. RSS counts the pages the processes share (Python, JAX's libraries) once per process; PSS splits them."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def peak_memory(command: list[str], **popen) -> dict:
+    """Run ``command`` (``popen``: more arguments of Popen); the peaks of the summed RSS and PSS (bytes) of it and
+    all its descendants, sampled every 0.2 s. RSS counts the pages the processes share (Python, JAX's libraries)
+    once per process; PSS splits them."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
     peak = {"bytes": 0, "pss_bytes": 0, "processes": 0}
 
     def sample():
@@ -297,27 +306,66 @@ def benchmark_ap(args, command: str) -> str:
     return "\n".join(lines)
 
 
+def timed_search(checkout: Path, label: str, work: Path) -> dict:
+    """Wall time and peak memory of the default ``autoloss search`` of ``checkout`` in a fresh cache under ``work``."""
+    dataset = ensure_shapes_dataset(None)["train"][0].parent
+    cache = work / f"search-cache-{label}"
+    shutil.rmtree(cache, ignore_errors=True)
+    shutil.copytree(dataset, cache / dataset.name)
+    run_dir = work / f"search-{label}"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    env = {**os.environ, "PYTHONPATH": str(checkout), "AUTOLOSS_CACHE": str(cache)}
+    code = "import sys; from autoloss.cli import main; sys.exit(main(sys.argv[1:]))"
+    return peak_memory([sys.executable, "-c", code, "search", "--out", str(run_dir), "--json"], cwd=checkout, env=env)
+
+
+def benchmark_search(args, command: str) -> str:
+    """The section timing the default search with ``--previous`` and with this checkout."""
+    machine = machine_line()
+    runs = {}
+    for label, checkout in (("previous", Path(args.previous).resolve()), ("this", REPO)):
+        runs[label] = timed_search(checkout, label, Path(args.work_dir).resolve())
+        print(f"{label}: {runs[label]['seconds'] / 60:.1f} min, {runs[label]['bytes'] / 2**30:.2f} GiB "
+              f"({runs[label]['load']})", flush=True)
+    lines = [
+        SECTIONS["search"], "",
+        f"Machine: {machine}. Command: `{command}`", "",
+        "The default `autoloss search` (demo preset) with the project before the pipeline (`--previous`, where each "
+        "process decoded its splits into memory) and with this checkout (the stream), one after the other, each a "
+        "first run: a fresh cache holding only the generated dataset, so both train their MOS warm start and "
+        "compile. Memory is the peak of the summed RSS of the search and its worker processes.", "",
+        "| path | wall minutes | peak RSS (GiB) | peak PSS (GiB) | load at the end |", "|---|---|---|---|---|",
+    ]
+    for label, name in (("previous", "in memory (previous checkout)"), ("this", "streaming (this checkout)")):
+        run = runs[label]
+        lines.append(f"| {name} | {run['seconds'] / 60:.1f} | {run['bytes'] / 2**30:.2f} | "
+                     f"{run['pss_bytes'] / 2**30:.2f} | {run['load']} |")
+    ratio = runs["this"]["seconds"] / runs["previous"]["seconds"]
+    lines += ["", f"Wall time of the streaming search over the in-memory one: **{ratio:.2f}x**.", ""]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> list[str]:
     """Run the chosen parts; print each section, write it into RESULTS.md with --write, and return the sections."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default="large,shapes", help="comma-separated: large, shapes, ap")
+    parser.add_argument("--parts", default="large,shapes", help="comma-separated: large, shapes, ap, search")
     parser.add_argument("--images", type=int, default=20_000, help="images of the generated set (default 20000)")
     parser.add_argument("--work-dir", default="runs/input-pipeline", help="folder of the generated set and runs")
     parser.add_argument("--batches", type=int, default=30, help="batches timed per pipeline setting")
     parser.add_argument("--train-steps", type=int, default=8, help="training steps timed at 512 px")
     parser.add_argument("--memory-steps", type=int, default=30, help="steps of the training whose memory is taken")
     parser.add_argument("--shapes-steps", type=int, default=100, help="training steps timed on shapes")
-    parser.add_argument("--previous", help="another checkout of the project, for --parts ap")
+    parser.add_argument("--previous", help="another checkout of the project, for --parts ap and search")
     parser.add_argument("--ap-steps", type=int, default=1500)
     parser.add_argument("--seeds", type=seed_list, default=[0, 1], help="seeds of --parts ap (default 0,1)")
     parser.add_argument("--write", action="store_true", help="replace this benchmark's sections of RESULTS.md")
     args = parser.parse_args(argv)
     parts = [part.strip() for part in args.parts.split(",")]
     unknown = sorted(set(parts) - set(SECTIONS))
-    if unknown or ("ap" in parts and not args.previous):
-        parser.error(f"unknown part(s) {unknown}" if unknown else "--parts ap needs --previous CHECKOUT")
+    if unknown or ({"ap", "search"} & set(parts) and not args.previous):
+        parser.error(f"unknown part(s) {unknown}" if unknown else "--parts ap and search need --previous CHECKOUT")
     command = command_line("benchmarks.input_pipeline", argv)
-    runners = {"large": benchmark_large, "shapes": benchmark_shapes, "ap": benchmark_ap}
+    runners = {"large": benchmark_large, "shapes": benchmark_shapes, "ap": benchmark_ap, "search": benchmark_search}
     Path(args.work_dir).mkdir(parents=True, exist_ok=True)
     return [publish(runners[part](args, command), args.write) for part in parts]
 
