@@ -20,7 +20,8 @@ A generation (CSE-Autoloss, Sec. 3 and Algorithm 1) goes through the stages of `
 * ``proxy``: ``ask`` returns the candidates still lacking a proxy result; ``tell`` records results
   one at a time or together (a failure is a result: status ``failed`` with its reason). When all are
   in, ``ask`` closes the generation (and says so with a ``generation`` request): the best P
-  proxy-trained candidates of the whole search become parents (ties broken toward smaller trees),
+  proxy-trained candidates of the whole search become parents (ties broken toward smaller trees;
+  ranked by AP less ``complexity_penalty`` per unit of complexity, ``autoloss.pareto.rank_parents``),
   and the next generation starts (or the state is ``done``).
 
 The baselines of the paper's ablation are modes of the same machine (``METHODS``): ``cpv-only``
@@ -42,6 +43,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 
+from autoloss.pareto import rank_parents
 from detection.evaluation import AP_COLUMNS
 from symbolic.candidate import Candidate
 from symbolic.canonical import InvalidCandidate, fingerprint_rows
@@ -99,6 +101,8 @@ class EvolutionSettings:
     zoo_seeds: tuple[str, ...] = ()
     verify_time_budget: float = 0.0  # proofs' outcomes depend on the CPU time they get: 0 keeps a run reproducible
     mos_batch_size: int = 64
+    complexity_penalty: float = 0.0  # parents by proxy AP less this per unit of complexity (autoloss.pareto)
+    complexity_measure: str = "size"
 
     @classmethod
     def from_config(cls, config, branch: str) -> EvolutionSettings:
@@ -355,7 +359,8 @@ class Evolution:
         by_key = {r["key"]: r for r in state["pool"]}
         screened = [by_key[key] for key in state["proxy_keys"]] + [r for r in state["pool"]
                                                                    if r["key"] not in state["proxy_keys"]]
-        parents = hall_of_fame(evaluated, s.parents) or state["parents"] or screened[: s.parents]
+        parents = rank_parents(evaluated, s.parents, penalty=s.complexity_penalty, form=s.form,
+                               measure=s.complexity_measure) or state["parents"] or screened[: s.parents]
         parents = [{"key": r["key"], "prefix": r["prefix"], "size": r["size"]} for r in parents]
         generation = state["generation"] + 1
         summary["parents"] = [p["key"] for p in parents]

@@ -7,8 +7,8 @@ Every function returns a ``matplotlib.figure.Figure`` and, given ``path=``, also
 * ``plot_regression_loss(candidate)``: loss against IoU and against the distance a box is moved,
   at several box sizes, beside IoU/GIoU;
 * ``plot_loss(candidate)``: whichever of the two fits the candidate's form;
-* ``plot_search_progress(generations)`` and ``plot_funnel(funnel)``: a search run (data layout in
-  ``autoloss.plots_search``).
+* ``plot_search_progress(generations)``, ``plot_funnel(funnel)`` and ``plot_pareto(front)``: a search run
+  (data layout in ``autoloss.plots_search``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from autoloss.plots_losses import (
     plot_regression_loss,
     save_figure,
 )
-from autoloss.plots_search import FUNNEL_STAGES, plot_funnel, plot_search_progress
+from autoloss.plots_search import FUNNEL_STAGES, plot_funnel, plot_pareto, plot_search_progress
 from symbolic.forms import FORMS
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "plot_classification_loss",
     "plot_funnel",
     "plot_loss",
+    "plot_pareto",
     "plot_regression_loss",
     "plot_search_progress",
     "save_figure",

@@ -1,4 +1,4 @@
-"""Plots of a search run: best and median proxy AP per generation, and the filter funnel.
+"""Plots of a search run: best and median proxy AP per generation, the filter funnel and the Pareto front.
 
 They read plain data that a search writes (lists and dicts, JSON-ready):
 
@@ -9,6 +9,8 @@ They read plain data that a search writes (lists and dicts, JSON-ready):
 * ``funnel``: how many candidates reached each stage, summed over the run —
   ``{"generated": 12000, "cpv": 900, "mos": 150, "proxy": 40}`` (CSE-Autoloss, Sec. 3: CPV and MOS
   filter out most candidates before the proxy task).
+* ``front``: a branch's ``autoloss.pareto.ParetoFront``, or its ``to_dict()`` as in the summary's
+  ``branches[branch]["pareto"]``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from autoloss.pareto import ParetoFront
 from autoloss.plots_losses import save_figure
 
 FUNNEL_STAGES = ("generated", "cpv", "mos", "proxy")
@@ -85,3 +88,35 @@ def plot_funnel(funnel: Mapping[str, int], *, path: str | None = None) -> Figure
     if path is not None:
         save_figure(figure, path)
     return figure
+
+
+def plot_pareto(front: ParetoFront | Mapping, *, path: str | None = None) -> Figure:
+    """Complexity against proxy AP: every candidate faint, the Pareto front as a step line, the chosen best marked."""
+    if isinstance(front, Mapping):
+        front = ParetoFront.from_dict(front)
+    if not front.candidates:
+        raise ValueError("no proxy-trained candidates to plot")
+    figure = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = figure.subplots()
+    ax.scatter([p.complexity for p in front.candidates], [p.ap for p in front.candidates], s=14, color="lightgray",
+               label=f"candidates ({len(front.candidates)})", zorder=1)
+    if front.front:
+        xs, ys = [e.point.complexity for e in front.front], [e.point.ap for e in front.front]
+        # a front entry holds its AP until the next, more complex one: a step after each point
+        ax.step(xs + [max(p.complexity for p in front.candidates)], ys + ys[-1:], where="post", color="#1b9e77",
+                zorder=2)
+        ax.scatter(xs, ys, s=24, color="#1b9e77", label=f"Pareto front ({len(xs)})", zorder=3)
+    best = front.best_entry
+    if best is not None:
+        ax.scatter([best.point.complexity], [best.point.ap], s=160, marker="*", color="#d95f02", zorder=4,
+                   label=f"best (score {best.score:.3g}): {_shorten(best.point.formula or best.point.key)}")
+    ax.set(xlabel=f"complexity ({front.measure})", ylabel="proxy AP",
+           title="Pareto front: proxy AP against complexity")
+    ax.legend(fontsize="small")
+    if path is not None:
+        save_figure(figure, path)
+    return figure
+
+
+def _shorten(text: str, limit: int = 48) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

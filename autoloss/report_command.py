@@ -3,11 +3,12 @@
 It writes into ``--out`` (default ``RUN_DIR/report``):
 
 * ``report.md``: the best loss of each branch (LaTeX, infix, the authors' prefix) with its CPV verdict,
-  MOS and proxy scores and the branch's hall of fame; the search progress per generation; the filter
-  funnel; and the final AP table (the paper's columns, with the difference to the baseline), or why
-  there is none;
-* ``progress-BRANCH.png``, ``funnel.png`` and ``loss-BRANCH.png`` (the best loss beside its form's
-  baselines), linked from report.md by relative paths.
+  MOS and proxy scores, the branch's hall of fame and its Pareto front (complexity against proxy AP,
+  PySR's score and choice of "best": ``autoloss.pareto``); the search progress per generation; the
+  filter funnel; and the final AP table (the paper's columns, with the difference to the baseline), or
+  why there is none;
+* ``progress-BRANCH.png``, ``funnel.png``, ``loss-BRANCH.png`` (the best loss beside its form's
+  baselines) and ``pareto-BRANCH.png`` (the front), linked from report.md by relative paths.
 
 The run is read with ``SearchResult.load``, so a run that stopped early (killed, or still running) gets
 the report of what it holds so far.
@@ -21,7 +22,8 @@ from pathlib import Path
 from autoloss.cli_contract import UsageError
 from autoloss.export import write_atomically
 from autoloss.markdown import code, percent, signed, table
-from autoloss.plots import plot_funnel, plot_loss, plot_search_progress
+from autoloss.pareto import BEST_LOSS_FACTOR, ParetoFront
+from autoloss.plots import plot_funnel, plot_loss, plot_pareto, plot_search_progress
 from autoloss.search_result import PAPER_COLUMNS, SearchResult
 
 REPORT_FILE = "report.md"
@@ -43,6 +45,10 @@ def draw_plots(result: SearchResult, out_dir: Path) -> dict[str, str]:
     for branch, loss in result.winners.items():
         images[f"loss-{branch}"] = f"loss-{branch}.png"
         plot_loss(loss.candidate, path=str(out_dir / images[f"loss-{branch}"]))
+    for branch, front in result.pareto.items():
+        if front.candidates:
+            images[f"pareto-{branch}"] = f"pareto-{branch}.png"
+            plot_pareto(front, path=str(out_dir / images[f"pareto-{branch}"]))
     return images
 
 
@@ -98,6 +104,23 @@ def _best_losses(result: SearchResult, images: dict[str, str]) -> list[str]:
                  e["cpv_summary"], code(e["infix"])] for e in entries[:HALL_OF_FAME_ROWS]]
         lines += ["", f"Hall of fame ({len(rows)} of {len(entries)}):", ""]
         lines += table(["rank", "proxy AP %", "MOS %", "size", "CPV", "formula"], rows, text_columns=(4, 5))
+        lines += pareto_section(result.pareto.get(branch), images.get(f"pareto-{branch}"), branch)
+    return lines
+
+
+def pareto_section(front: ParetoFront | None, image: str | None, branch: str) -> list[str]:
+    """Markdown lines of a branch's Pareto front: a table (simplest first, the best marked) and its plot."""
+    if front is None or not front.front:
+        return ["", "Pareto front: no candidate with a proxy AP above 0 yet."]
+    rows = [[f"{e.point.complexity:g}", percent(e.point.ap, 2), f"{e.score:.4f}", "**best**" if e.point.key ==
+             front.best else "", code(e.point.formula or e.point.key)] for e in front.front]
+    lines = ["", f"Pareto front ({len(rows)} of {len(front.candidates)} proxy-trained candidates; complexity: "
+             f"{front.measure}): no simpler candidate reaches an entry's AP. Score as in PySR, −Δlog(loss)/Δcomplexity "
+             f"with loss = 1/AP; best as PySR's default: the highest score among entries with AP ≥ the highest AP / "
+             f"{BEST_LOSS_FACTOR:g}.", ""]
+    lines += table(["complexity", "proxy AP %", "score", "", "formula"], rows, text_columns=(3, 4))
+    if image:
+        lines += ["", f"![proxy AP against complexity, {branch} branch]({image})"]
     return lines
 
 
@@ -190,7 +213,9 @@ def write_report(run_dir, out_dir=None) -> dict:
     write_atomically(str(out / REPORT_FILE), report_markdown(result, images))
     return {"run_dir": str(run_dir), "out_dir": str(out), "report": str(out / REPORT_FILE),
             "images": [str(out / name) for name in images.values()], "finished": result.finished,
-            "final_evaluated": bool(result.final)}
+            "final_evaluated": bool(result.final),
+            "pareto": {branch: {key: value for key, value in front.to_dict().items() if key != "candidates"}
+                       for branch, front in result.pareto.items()}}
 
 
 def run_report(args: argparse.Namespace) -> dict:
@@ -210,6 +235,6 @@ REPORT_COMMANDS = {"report": (run_report, format_report_written)}
 def add_report_parser(sub, json_flag: argparse.ArgumentParser) -> None:
     """Add the ``report`` subcommand to the CLI's subparsers."""
     report = sub.add_parser("report", parents=[json_flag], help="a Markdown report (report.md and PNG plots) of a "
-                            "search run: best losses, progress, funnel and final AP table")
+                            "search run: best losses, Pareto front, progress, funnel and final AP table")
     report.add_argument("run_dir", metavar="RUN_DIR", help="the run directory of a search (finished or not)")
     report.add_argument("--out", metavar="DIR", help="folder to write into (default RUN_DIR/report)")

@@ -9,7 +9,8 @@ file, fsync, ``os.replace`` — so a kill at any moment leaves the previous comp
       candidates.jsonl   the log, append-only, flushed and fsynced after every stage (see below)
       checkpoint.json    the search state (autoloss.search_driver), replaced after every stage
       hall_of_fame.json  {"branches": {branch: [entry, ...]}} — rank, branch, form, key, infix,
-                         latex, prefix, size, generation, proxy_ap, proxy_metrics, mos_score, cpv
+                         latex, prefix, size, generation, proxy_ap, proxy_metrics, mos_score, cpv;
+                         and {"pareto": {branch: ParetoFront.to_dict()}} (autoloss.pareto)
       progress.json      {"generations": [...], "funnel": {...}}: the data layout of
                          autoloss.plots_search (plot_search_progress, plot_funnel), plus per
                          generation the counts generated, unique, cpv, mos, proxy, best, median

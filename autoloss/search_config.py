@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from autoloss.pareto import COMPLEXITY_MEASURES
 from detection.dataset_spec import parse_dataset_spec
 from detection.detectors import DETECTORS
 from symbolic.zoo import KNOWN_LOSSES
@@ -99,6 +100,11 @@ class SearchConfig:
     mos_batch_size: int = _int(64, 1, 1_000_000, "candidates per MOS call (a checkpoint follows each)")
     mos: Mapping[str, Any] = _table("MOS settings (simulate.SimulationConfig fields), a TOML [mos] table")
     hall_of_fame_size: int = _int(10, 1, 100_000, "entries kept in the hall of fame")
+    complexity_penalty: float = _float(0.0, 0.0, 1.0, "parents are ranked by proxy AP (a fraction) less this per "
+                                       "unit of complexity (as PySR's parsimony); 0: by AP alone")
+    complexity_measure: str = _choice("size", COMPLEXITY_MEASURES, "complexity of the Pareto front and the penalty: "
+                                      "tree size, or weighted (1 arithmetic, 2 standard nonlinearities, 3 exotic "
+                                      "curves; autoloss.pareto)")
     # the proxy task and the final evaluation
     proxy_steps: int = _int(150, 1, 10**8, "S: training steps of one proxy evaluation")
     proxy_batch_size: int = _int(16, 1, 4096, "images per step on the proxy task")

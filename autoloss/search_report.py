@@ -119,6 +119,7 @@ def format_report(report: dict) -> str:
                   e["cpv_summary"], e["infix"]] for e in part["hall_of_fame"][:5]]
         lines += ["", f"hall of fame, {branch} (top {min(5, len(part['hall_of_fame']))}):"]
         lines += _table(rows, {0, 1, 2, 3}) if len(rows) > 1 else ["  (no candidate finished the proxy task)"]
+        lines += pareto_lines(branch, part.get("pareto"))
     failed = report.get("failed_trainings") or []
     if failed:
         lines += ["", f"failed proxy trainings ({len(failed)}):"]
@@ -131,6 +132,17 @@ def format_report(report: dict) -> str:
                           if name in seconds)
         lines += ["", f"time: {seconds.get('total', 0.0) / 60:.1f} min ({parts})"]
     return "\n".join(lines)
+
+
+def pareto_lines(branch: str, pareto: dict | None) -> list[str]:
+    """Lines of a branch's Pareto front (``autoloss.pareto.ParetoFront.to_dict()``), the chosen best marked ``*``."""
+    if not pareto or not pareto["front"]:
+        return []
+    rows = [["", "complexity", "proxy AP", "score", "formula"]]
+    rows += [["*" if e["key"] == pareto["best"] else "", f"{e['complexity']:g}", percent(e["proxy_ap"], 2),
+              f"{e['score']:.4f}", e["formula"] or e["key"]] for e in pareto["front"]]
+    return ["", f"Pareto front, {branch} (complexity: {pareto['complexity_measure']}; score as PySR's; * = best):",
+            *_table(rows, {1, 2, 3})]
 
 
 def format_final(report: dict) -> list[str]:

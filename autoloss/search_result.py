@@ -1,9 +1,12 @@
-"""What a search found: the hall of fame, the filter funnel and the final evaluation, for people and notebooks.
+"""What a search found: the hall of fame, its Pareto front, the filter funnel and the final evaluation, for people and
+notebooks.
 
 :func:`summarize` turns a search state (the checkpoint) into the JSON reports of the run directory;
 :class:`SearchResult` is what ``autoloss.search`` returns and :meth:`SearchResult.load` reads back
 from any run directory, finished or not. Each found loss is a :class:`FoundLoss` whose
-``candidate`` is a ``symbolic.Candidate`` (``.latex()``, ``.to_jax()``, ``.prefix()``).
+``candidate`` is a ``symbolic.Candidate`` (``.latex()``, ``.to_jax()``, ``.prefix()``); each branch's Pareto front of
+complexity against proxy AP, with PySR's score and choice of "best", is an ``autoloss.pareto.ParetoFront``
+(``SearchResult.pareto``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from autoloss.evolution import hall_of_fame
+from autoloss.pareto import ParetoFront, pareto_hall_of_fame, points_of
 from autoloss.run_store import HALL_OF_FAME, PROGRESS, RESULT, RunStore
 from autoloss.search_config import SearchConfig
 from symbolic.candidate import Candidate
@@ -44,6 +48,11 @@ def hall_of_fame_entries(evaluated: list[dict], size: int, branch: str, form: st
             "cpv_summary": cpv_summary(record["cpv"]),
         })
     return entries
+
+
+def pareto_of(evaluated: list[dict], form: str, measure: str) -> ParetoFront:
+    """The Pareto front of a branch's proxy-trained records (complexity by ``measure``, see autoloss.pareto)."""
+    return pareto_hall_of_fame(points_of(evaluated, form=form, measure=measure), measure)
 
 
 def funnel(generations: list[dict]) -> dict[str, int]:
@@ -82,6 +91,7 @@ def summarize(config: SearchConfig, state: dict) -> dict:
             "form": evo["form"],
             "hall_of_fame": hall_of_fame_entries(evo["evaluated"], config.hall_of_fame_size, branch, evo["form"]),
             "generations": [{**g, "branch": branch} for g in evo["generations"]],
+            "pareto": pareto_of(evo["evaluated"], evo["form"], config.complexity_measure).to_dict(),
             "funnel": funnel(evo["generations"]),
             "finished": evo["stage"] == "done",
         }
@@ -98,7 +108,8 @@ def summarize(config: SearchConfig, state: dict) -> dict:
 def write_reports(store: RunStore, config: SearchConfig, state: dict) -> dict:
     """Write hall_of_fame.json and progress.json (and result.json once finished); return the summary."""
     summary = summarize(config, state)
-    store.write_report(HALL_OF_FAME, {"branches": {b: s["hall_of_fame"] for b, s in summary["branches"].items()}})
+    store.write_report(HALL_OF_FAME, {"branches": {b: s["hall_of_fame"] for b, s in summary["branches"].items()},
+                                      "pareto": {b: s["pareto"] for b, s in summary["branches"].items()}})
     store.write_report(PROGRESS, {"generations": summary["generations"], "funnel": summary["funnel"],
                                   "branches": {b: {"generations": s["generations"], "funnel": s["funnel"]}
                                                for b, s in summary["branches"].items()}})
@@ -172,7 +183,8 @@ class FoundLoss:
 
 @dataclasses.dataclass
 class SearchResult:
-    """The outcome of a search: hall of fame, winners per branch, funnel, per-generation progress, final table."""
+    """The outcome of a search: hall of fame, winners per branch, funnel, per-generation progress, final table, and
+    each branch's Pareto front (``pareto[branch].best_entry`` is the front's chosen best)."""
 
     run_dir: Path
     config: SearchConfig
@@ -184,6 +196,7 @@ class SearchResult:
     seconds: dict[str, float]
     finished: bool
     summary: dict = dataclasses.field(repr=False, default_factory=dict)
+    pareto: dict[str, ParetoFront] = dataclasses.field(repr=False, default_factory=dict)
 
     @property
     def best(self) -> FoundLoss | None:
@@ -195,8 +208,9 @@ class SearchResult:
         """The result of a :func:`summarize` summary."""
         entries = [FoundLoss.from_entry(e) for b in summary["branches"].values() for e in b["hall_of_fame"]]
         winners = {e.branch: e for e in entries if e.rank == 1}
+        pareto = {branch: ParetoFront.from_dict(part["pareto"]) for branch, part in summary["branches"].items()}
         return cls(Path(run_dir), config, entries, winners, summary["funnel"], summary["generations"],
-                   summary["final"], summary["seconds"], summary["finished"], summary)
+                   summary["final"], summary["seconds"], summary["finished"], summary, pareto)
 
     @classmethod
     def load(cls, run_dir) -> SearchResult:

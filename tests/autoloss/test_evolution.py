@@ -173,6 +173,23 @@ def test_hall_of_fame_breaks_ties_toward_simpler_formulas():
     assert [r["key"] for r in hall_of_fame(records, 10)] == ["c", "b", "a"]
 
 
+@pytest.mark.parametrize("penalty", [0.0, 1.0])
+def test_a_complexity_penalty_reorders_the_parents_only_when_nonzero(bred, penalty):
+    state, request = bred
+    machine = Evolution(EvolutionSettings(**SMALL, complexity_penalty=penalty))
+    state, _ = machine.tell(state, "mos", mos_results(request.candidates))
+    state, proxy = machine.ask(state)
+    big, small = sorted(proxy.candidates, key=lambda r: -r["size"])
+    assert big["size"] > small["size"]
+    aps = {big["key"]: 0.5, small["key"]: 0.45}  # the larger tree trains better
+    state, _ = machine.tell(state, "proxy", {key: {"status": "ok", "metrics": {"AP": ap}} for key, ap in aps.items()})
+    state, closed = machine.ask(state)
+    assert closed.stage == "generation"
+    parents = [p["key"] for p in state["parents"]]
+    assert parents == ([small["key"], big["key"]] if penalty else [big["key"], small["key"]])
+    assert (parents == [r["key"] for r in hall_of_fame(state["evaluated"], 2)]) == (not penalty)
+
+
 @pytest.mark.parametrize("method", ["cpv-only", "vanilla", "random"])
 def test_baselines_send_k_candidates_straight_to_the_proxy(method):
     assert not METHODS[method].mos
@@ -229,3 +246,7 @@ def test_settings_come_from_a_search_config():
 
     settings = EvolutionSettings.from_config(SearchConfig(branch="both", zoo_seeds=("focal", "giou"), seed=4), "reg")
     assert settings.form == "reg" and settings.zoo_seeds == ("giou",) and settings.seed == 4
+    assert settings.complexity_penalty == 0.0 and settings.complexity_measure == "size"
+    config = SearchConfig(complexity_penalty=0.01, complexity_measure="weighted")
+    penalized = EvolutionSettings.from_config(config, "cls")
+    assert penalized.complexity_penalty == 0.01 and penalized.complexity_measure == "weighted"

@@ -52,7 +52,7 @@ def test_the_report_of_a_finished_run_has_every_section_and_its_images(both, tmp
         assert f"\n{section}" in f"\n{text}"
     links = image_links(text)
     assert sorted(links) == sorted(["progress-cls.png", "progress-reg.png", "funnel.png", "loss-cls.png",
-                                    "loss-reg.png"])
+                                    "loss-reg.png", "pareto-cls.png", "pareto-reg.png"])
     assert sorted(written["images"]) == sorted(str(out_dir / link) for link in links)
     for link in links:
         assert (out_dir / link).read_bytes().startswith(PNG_SIGNATURE)
@@ -62,6 +62,11 @@ def test_the_report_of_a_finished_run_has_every_section_and_its_images(both, tmp
     assert "| row | " + " | ".join(PAPER_COLUMNS) + " |" in text
     assert "| Δ found-both vs baseline |" in text and "Not evaluated yet" not in text
     assert f"| {both.funnel['generated']:,} | 100.00 | generated |" in text
+    for branch, front in both.pareto.items():
+        best = front.best_entry
+        assert written["pareto"][branch]["best"] == best.point.key and "candidates" not in written["pareto"][branch]
+        assert f"| {best.point.complexity:g} | {100 * best.point.ap:.2f} | {best.score:.4f} | **best** |" in text
+    assert text.count("Pareto front (") == 2 and "Score as in PySR, −Δlog(loss)/Δcomplexity with loss = 1/AP" in text
 
 
 def test_the_report_goes_into_the_run_directory_by_default(both, capsys):

@@ -1,6 +1,7 @@
 """``autoloss.search``: the Python API, both branches, baselines, failures as values, reports that plots read,
 and a real end-to-end run (tiny detector trainings in worker processes)."""
 
+import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
@@ -11,9 +12,9 @@ from search_fakes import FakeSimulator, fake_proxy
 
 import autoloss
 from autoloss import proxy
-from autoloss.plots_search import plot_funnel, plot_search_progress
+from autoloss.plots_search import plot_funnel, plot_pareto, plot_search_progress
 from autoloss.proxy import initial_params, train_and_evaluate
-from autoloss.run_store import PROGRESS, RESULT, RunStore
+from autoloss.run_store import HALL_OF_FAME, PROGRESS, RESULT, RunStore
 from autoloss.search_config import SearchConfig, SearchConfigError
 from autoloss.search_driver import (
     check_workers_data,
@@ -74,6 +75,13 @@ def test_reports_feed_the_search_plots_and_reload(both):
     assert store.read_report(RESULT)["funnel"] == both.funnel
     loaded = SearchResult.load(both.run_dir)
     assert [loss.key for loss in loaded.hall_of_fame] == [loss.key for loss in both.hall_of_fame]
+    pareto = store.read_report(HALL_OF_FAME)["pareto"]
+    assert pareto == {branch: part["pareto"] for branch, part in both.summary["branches"].items()}
+    plot_pareto(pareto["cls"])
+    assert loaded.pareto == both.pareto and set(both.pareto) == {"cls", "reg"}
+    assert all(front.best_entry is not None and len(front.candidates) == 2 for front in both.pareto.values())
+    reread = json.loads(json.dumps(both.to_dict(), allow_nan=False))
+    assert SearchResult.from_summary(both.run_dir, both.config, reread).pareto == both.pareto
 
 
 def test_to_dataframe_needs_pandas(both, monkeypatch):

@@ -50,6 +50,9 @@ def test_search_json_is_one_object_with_funnel_hall_of_fame_and_final_table(fini
     entry = report["branches"]["cls"]["hall_of_fame"][0]
     assert {"infix", "latex", "prefix", "proxy_ap", "mos_score", "cpv_summary", "size"} <= set(entry)
     assert set(report["final"]) == {"baseline", "found"} and report["final"]["found"]["delta"]["AP"] is not None
+    pareto = report["branches"]["cls"]["pareto"]
+    assert pareto["complexity_measure"] == "size" and len(pareto["candidates"]) == 2
+    assert pareto["best"] in {e["key"] for e in pareto["front"]} and pareto["front"][0]["score"] == 0.0
 
 
 def test_search_text_report_and_resume_of_a_finished_run(finished, capsys):
@@ -57,7 +60,8 @@ def test_search_text_report_and_resume_of_a_finished_run(finished, capsys):
     code, out, err = run_cli(capsys, "search", "--resume", run_dir, "--no-progress")
     assert code == 0, err
     for text in ("search finished: method cse", "rejected by CPV", "rejected by MOS", "proxy-trained 2",
-                 "hall of fame, cls", "final evaluation: 2 steps", "vs baseline", "AP50", "AP_L"):
+                 "hall of fame, cls", "Pareto front, cls (complexity: size; score as PySR's; * = best):",
+                 "final evaluation: 2 steps", "vs baseline", "AP50", "AP_L"):
         assert text in out
     code, _, _ = run_cli(capsys, "search", "--resume", run_dir, "--workers", "3", "--no-progress")
     assert code == 0  # execution settings may change on resume
@@ -76,6 +80,8 @@ def test_progress_lines_go_to_stderr(fakes, tmp_path, capsys):
         (["--generations", "0"], r"'generations' must be an integer in [1, 100000], got 0"),
         (["--generations", "many"], "--generations: must be an integer in [1, 100000], got 'many'"),
         (["--method", "bayes"], "'method' must be one of cse, cpv-only, vanilla, random"),
+        (["--complexity-penalty", "-0.5"], "'complexity_penalty' must be a number in [0, 1], got -0.5"),
+        (["--complexity-penalty", "nan"], "'complexity_penalty' must be a number in [0, 1], got nan"),
         (["--zoo-seeds", "giou"], "'giou' is a reg-form loss"),
         (["--data", "coco:/no/such.json:/no/images"], "setting 'data': /no/such.json does not exist"),
     ],

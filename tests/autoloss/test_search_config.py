@@ -1,6 +1,7 @@
 """Search settings: presets, validation messages naming the setting and its range, TOML files and flags."""
 
 import dataclasses
+import math
 
 import pytest
 
@@ -52,6 +53,10 @@ def test_unknown_preset_lists_the_presets():
         ({"image_size": 800, "image_max_size": 600}, r"'image_max_size' \(600\) cannot be below 'image_size'"),
         ({"data": ""}, r"'data' must be a string"),
         ({"mos": ["steps"]}, r"'mos' must be a table"),
+        ({"complexity_penalty": -0.01}, r"'complexity_penalty' must be a number in \[0, 1\], got -0.01"),
+        ({"complexity_penalty": math.inf}, r"'complexity_penalty' must be a number in \[0, 1\], got inf"),
+        ({"complexity_penalty": math.nan}, r"'complexity_penalty' must be a number in \[0, 1\], got nan"),
+        ({"complexity_measure": "depth"}, r"'complexity_measure' must be one of size, weighted"),
     ],
 )
 def test_values_out_of_range_name_the_setting_and_what_is_allowed(changes, message):
@@ -80,9 +85,11 @@ def test_round_trip_and_differences_ignore_execution_settings():
 
 def test_toml_file_with_preset_and_mos_table_then_flags_override(tmp_path):
     path = tmp_path / "search.toml"
-    path.write_text('preset = "small"\ngenerations = 2\nzoo_seeds = ["focal"]\n[mos]\nsteps = 7\n')
+    path.write_text('preset = "small"\ngenerations = 2\nzoo_seeds = ["focal"]\ncomplexity_penalty = 0.001\n'
+                    '[mos]\nsteps = 7\n')
     config = load_config(path=path, overrides={"seed": 5})
     assert config.generations == 2 and config.seed == 5 and config.zoo_seeds == ("focal",)
+    assert config.complexity_penalty == 0.001 and SearchConfig().complexity_penalty == 0.0
     assert config.population == PRESETS["small"]["population"] and dict(config.mos) == {"steps": 7}
     assert load_config(preset="demo", path=path).population == SearchConfig().population  # --preset beats the file
     assert load_config(path=path, overrides={"generations": 9}).generations == 9
@@ -94,6 +101,7 @@ def test_toml_file_with_preset_and_mos_table_then_flags_override(tmp_path):
         ("generatons = 2\n", r"search.toml: unknown setting 'generatons'"),
         ("generations = -1\n", r"search.toml: setting 'generations' must be an integer in \[1, 100000\], got -1"),
         ("generations = \n", r"search.toml: not valid TOML"),
+        ("complexity_penalty = -inf\n", r"search.toml: setting 'complexity_penalty' must be a number in \[0, 1\]"),
         ("preset = 3\n", r"'preset' must be a preset name"),
         ('preset = "tiny"\n', r"unknown preset 'tiny'"),
     ],
@@ -115,6 +123,7 @@ def test_flag_values_are_typed_by_their_setting():
     assert parse_flag_value("crossover_rate", "0.25") == 0.25
     assert parse_flag_value("zoo_seeds", "focal, bce") == ("focal", "bce")
     assert parse_flag_value("dask_scheduler", "none") is None
+    assert parse_flag_value("complexity_penalty", "0.002") == 0.002
     with pytest.raises(SearchConfigError, match=r"--top-k: must be an integer in \[1, 100000\], got 'three'"):
         parse_flag_value("top_k", "three")
     with pytest.raises(SearchConfigError, match="command line: unknown setting 'max_trees'"):
