@@ -35,6 +35,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -302,7 +303,11 @@ def benchmark_ap(args, command: str) -> str:
         metrics = report["metrics"]
         lines.append(f"| {name} | {seed} | {100 * metrics['AP']:.2f} | {100 * metrics['AP50']:.2f} | "
                      f"{100 * metrics['AP75']:.2f} | {report['final_loss']:.4f} | {report['train_seconds'] / 60:.1f} |")
-    lines.append("")
+    aps = {name: [100 * report["metrics"]["AP"] for row_name, _, report in rows if row_name == name]
+           for name, _, _ in rows}
+    summary = "; ".join(f"{name}: mean AP {statistics.fmean(values):.2f}, seed spread (max - min) "
+                        f"{max(values) - min(values):.2f}" for name, values in aps.items())
+    lines += ["", f"Over the seeds: {summary}.", ""]
     return "\n".join(lines)
 
 
