@@ -142,7 +142,7 @@ class _Expander:
 
     def _others_log_mass(self, argument: Entries) -> tuple[sympy.Expr, bool]:
         """(log of the others' mass e^(a_o) summed, whether it varies with the other logits)."""
-        if not argument.other.has(X_O):
+        if not argument.other.has(X_O, Q_O):
             return sympy.log(N) + argument.other, False
         if argument.other.has(Q_O) or any(isinstance(n, OthersSum) for n in sympy.preorder_traversal(argument.other)):
             raise OutsideReduction("a softmax of a value that depends on a sum over classes")

@@ -87,3 +87,10 @@ def test_cross_entropy_reduces_to_a_softplus_of_the_margin_for_every_number_of_c
     for target, rho in [(0.3, -1.2), (5.0, 2.0), (-40.0, 30.0)]:
         value = float(reduced.expr.subs({X_T: target, RHO: rho}))
         assert value == pytest.approx(float(np.logaddexp(0.0, rho - target)), rel=1e-12)
+
+
+def test_a_softmax_of_a_softmax_is_outside_the_reduction():
+    # the inner softmax gives each other class its own share q_o, so the outer one's others differ: no n·e^(a)
+    candidate = Candidate.parse("dot(y, softmax(softmax(x)))", "softmax")
+    with pytest.raises(OutsideReduction):
+        reduce_loss(candidate.expr, (Special(X_T, 1),))
