@@ -63,12 +63,12 @@ def run_pipeline(count: int, budget: float, seed: int = 0) -> dict:
     verdicts = [verify(candidate, time_budget=budget) for candidate in candidates]
     done = time.perf_counter()
     no_proof = time.perf_counter()
-    for candidate in candidates:
-        verify(candidate, time_budget=0.0)
+    passed_sampled = sum(verify(candidate, time_budget=0.0).passed for candidate in candidates)
     no_proof = time.perf_counter() - no_proof
     return {"seconds": done - start, "rate": count / (done - start), "generate": generated - start,
             "check": checked - generated, "build": built - checked, "verify": done - built,
-            "verify_without_proofs": no_proof, "checks": checks, "survivors": len(checks.survivors()),
+            "verify_without_proofs": no_proof, "passed_sampled": passed_sampled, "checks": checks,
+            "survivors": len(checks.survivors()),
             "distinct": len(candidates), "passed": sum(v.passed for v in verdicts),
             "proved": sum(p.status == "proved" for v in verdicts for p in v.properties if p.required),
             "required": sum(p.required and p.name != "finiteness" for v in verdicts for p in v.properties)}
@@ -78,15 +78,21 @@ def report(count, budget, reference, ours, machine, load_after) -> str:
     checks = ours["checks"]
     reached, lines = count, []
     ratio = ours["rate"] / reference["rate"]
+    # the authors' stack only samples; so does the search by default (verify_time_budget 0): like for like
+    sampled_seconds = ours["seconds"] - ours["verify"] + ours["verify_without_proofs"]
+    sampled_ratio = count / sampled_seconds / reference["rate"]
     lines += [SECTION, "", f"Machine: {machine}; after the run {load_after:.1f} (other processes share the cores, "
               "so both pipelines ran in the same minutes). "
               f"Command: `{command_line('benchmarks.cpv_throughput')}`.", "",
               "| pipeline | trees | seconds | candidates/s | passed |", "|---|---|---|---|---|",
               f"| authors' stack (benchmarks/authors_screen.py) | {count} | {reference['seconds']:.2f} | "
               f"{reference['rate']:.0f} | {reference['passed']} |",
-              f"| ours: generate + check_trees + build/dedup + verify | {count} | {ours['seconds']:.2f} | "
-              f"{ours['rate']:.0f} | {ours['passed']} |", "",
-              f"**Ratio: {ratio:.2f}x** the reference's throughput (a later generation of the same process; the "
+              f"| ours, sampled checks only (verify without proofs, the search's default) | {count} | "
+              f"{sampled_seconds:.2f} | {count / sampled_seconds:.0f} | {ours['passed_sampled']} |",
+              f"| ours: generate + check_trees + build/dedup + verify with proofs ({budget:g}s each) | {count} | "
+              f"{ours['seconds']:.2f} | {ours['rate']:.0f} | {ours['passed']} |", "",
+              f"**Ratio: {sampled_ratio:.2f}x** the reference's throughput doing what it does (sampled checks), "
+              f"**{ratio:.2f}x** with proofs besides (a later generation of the same process; the "
               f"first generation, which also compiles JAX primitives for the float32 check, ran at "
               f"{ours['cold_rate']:.0f} candidates/s = {ours['cold_rate'] / reference['rate']:.2f}x).",
               "", f"Our time: generation {ours['generate']:.2f}s, batched sampled CPV {ours['check']:.2f}s, "

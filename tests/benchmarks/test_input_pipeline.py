@@ -1,5 +1,7 @@
 """``python -m benchmarks.input_pipeline``: the generated set, and the sections built from the measurements."""
 
+from pathlib import Path
+
 import pytest
 
 from benchmarks import input_pipeline
@@ -32,8 +34,32 @@ def test_the_large_section_states_ratios_memory_and_load(tmp_path, monkeypatch):
     assert "--images 10" in section
 
 
-def test_the_ap_part_needs_another_checkout():
+@pytest.mark.parametrize("part", ["ap", "search"])
+def test_the_comparing_parts_need_another_checkout(part, capsys):
     with pytest.raises(SystemExit):
-        input_pipeline.main(["--parts", "ap"])
+        input_pipeline.main(["--parts", part])
+    assert "--previous" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         input_pipeline.main(["--parts", "speed"])
+
+
+def test_the_search_part_times_each_checkout_in_a_fresh_cache(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_peak_memory(command, **popen):
+        calls.append((command, popen))
+        return {"bytes": 2**30, "pss_bytes": 2**29, "processes": 3, "seconds": 60.0 * len(calls), "report": {},
+                "load": "load average 1.0"}
+
+    monkeypatch.setattr(input_pipeline, "peak_memory", fake_peak_memory)
+    monkeypatch.setattr(input_pipeline, "ensure_shapes_dataset",
+                        lambda root: {"train": (tmp_path / "data" / "train.json", None)})
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.json").write_text("{}")
+    [section] = input_pipeline.main(["--parts", "search", "--previous", str(tmp_path), "--work-dir",
+                                     str(tmp_path / "work")])
+    assert "**2.00x**" in section and "| streaming (this checkout) | 2.0 | 1.00 |" in section
+    for command, popen in calls:
+        cache = Path(popen["env"]["AUTOLOSS_CACHE"])
+        assert (cache / "data" / "train.json").is_file() and command[-3:] == ["--out", command[-2], "--json"]
+    assert calls[0][1]["cwd"] == tmp_path.resolve() and calls[0][1]["env"]["PYTHONPATH"] == str(tmp_path.resolve())
