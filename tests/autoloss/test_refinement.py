@@ -115,3 +115,21 @@ def test_proxy_confirms_the_original_and_the_refined_loss_with_the_search_recipe
 
 def test_refinement_uses_evosax_cma_es():
     assert refinement.CMA_ES.__module__.startswith("evosax")
+
+
+def test_a_run_directory_refines_its_found_loss_with_the_runs_settings(monkeypatch, capsys, tmp_path):
+    from search_runs import finished_run
+
+    from autoloss.run_store import RunStore
+
+    result = finished_run(tmp_path / "run", generations=1, final_steps=0, seed=3)
+    entries = RunStore.open(tmp_path / "run").read_report("hall_of_fame.json")["branches"]["cls"]
+    rank, entry = next((k, e) for k, e in enumerate(entries, 1)
+                       if lift_constants(Candidate.parse(e["prefix"], e["form"])).values)
+    configs = []
+    monkeypatch.setattr("autoloss.refine_command.make_simulator",
+                        lambda config, branch, progress: configs.append(config) or PeakedSimulator())
+    assert main(["refine", str(tmp_path / "run"), "--rank", str(rank), "--generations", "1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["original"]["prefix"] == Candidate.parse(entry["prefix"], entry["form"]).prefix()
+    assert configs == [result.config] and report["branch"] == "cls"
