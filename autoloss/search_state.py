@@ -66,7 +66,9 @@ class EvolutionState:
     @classmethod
     def from_json(cls, data: Mapping) -> EvolutionState:
         """The state written by :meth:`to_json`."""
-        records = lambda name: tuple(CandidateRecord.from_json(r) for r in data[name])  # noqa: E731
+        def records(name: str) -> tuple[CandidateRecord, ...]:
+            return tuple(CandidateRecord.from_json(r) for r in data[name])
+
         if data["stage"] not in EVOLUTION_STAGES:
             raise ValueError(f"unknown stage {data['stage']!r}")
         return cls(data["branch"], data["form"], data["method"], int(data["generation"]), data["stage"],

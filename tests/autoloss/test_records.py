@@ -1,9 +1,14 @@
-"""Typed records of a search: a JSON round trip, the funnel's candidate carried along, stage results cleaned."""
+"""Typed records and state of a search: JSON round trips, the funnel's candidate carried along, stage results cleaned,
+a damaged or older checkpoint refused."""
 
 import json
 import math
 
+import pytest
+
 from autoloss.records import CandidateRecord, MosResult, ProxyResult
+from autoloss.run_store import RunDirectoryError
+from autoloss.search_state import STATE_VERSION, EvolutionState, SearchState
 from symbolic.funnel import Funnel
 from symbolic.zoo import KNOWN_LOSSES
 
@@ -34,3 +39,16 @@ def test_results_that_are_not_finite_are_failures_with_a_reason():
     failed = ProxyResult.of({"status": "failed", "reason": "diverged", "attempts": 2})
     assert not failed.succeeded and failed.reason == "diverged" and failed.attempts == 2
     assert MosResult.of({"passed": False, "score": math.inf, "reason": "diverged", "step": 3}).score is None
+
+
+def test_the_search_state_round_trips_and_a_damaged_or_unversioned_one_is_refused():
+    record = funnel_record()
+    evo = EvolutionState("cls", "sigmoid", "cse", stage="mos", pool=(record,), current={"generation": 0})
+    state = SearchState(branches={"cls": evo}, seconds={"total": 1.5})
+    data = json.loads(json.dumps(state.to_json()))
+    assert data["version"] == STATE_VERSION and SearchState.from_json(data) == state
+    del data["branches"]["cls"]["pool"]
+    with pytest.raises(RunDirectoryError, match=r"ckpt is damaged: not a search state of version \d+ \(KeyError"):
+        SearchState.from_json(data, "ckpt")
+    with pytest.raises(RunDirectoryError, match="ckpt: checkpoint version None cannot be read"):
+        SearchState.from_json({"stage": "search", "branches": {}}, "ckpt")
