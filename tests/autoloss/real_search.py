@@ -47,7 +47,7 @@ def install_stop(stage: str, marker: str) -> None:
         simulate = driver._SearchRun._simulate
 
         def simulating(self, state, branch, machine, evo, request):
-            if evo["mos"]:  # a batch of this generation is saved already
+            if evo.mos:  # a batch of this generation is saved already
                 stop_here(marker)
             return simulate(self, state, branch, machine, evo, request)
 
