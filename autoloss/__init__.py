@@ -12,6 +12,8 @@ _LAZY = {
     "load_config": "autoloss.search_config",
     "SearchResult": "autoloss.search_result",
     "FoundLoss": "autoloss.search_result",
+    "CandidateRecord": "autoloss.records",
+    "SearchState": "autoloss.search_state",
 }
 
 __all__ = sorted(_LAZY)

@@ -48,9 +48,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
-from symbolic.parser import parse_tree
 from symbolic.tree import Tree, tree_size
+
+if TYPE_CHECKING:
+    from autoloss.records import CandidateRecord
 
 COMPLEXITY_MEASURES = ("size", "weighted")
 BEST_LOSS_FACTOR = 1.5  # PySR's model_selection="best": loss <= 1.5 * the smallest loss
@@ -198,25 +201,21 @@ def penalized_order(points: Iterable[Point], penalty: float) -> list[Point]:
 # --- the search's candidate records -------------------------------------------------------------------------------
 
 
-def points_of(records: Iterable[Mapping], *, form: str, measure: str = "size") -> list[Point]:
-    """The points of the search's proxy-trained records with a finite AP (``key``, ``size``, ``prefix``, ``proxy``)."""
+def points_of(records: Iterable[CandidateRecord], *, measure: str = "size") -> list[Point]:
+    """The points of the search's proxy-trained records with a finite AP."""
     points = []
     for record in records:
-        proxy = record.get("proxy") or {}
-        ap = proxy.get("ap")
-        if proxy.get("status") != "ok" or not isinstance(ap, int | float) or not math.isfinite(ap):
+        proxy = record.proxy
+        if proxy is None or proxy.status != "ok" or proxy.ap is None or not math.isfinite(proxy.ap):
             continue
-        complexity = (
-            record["size"] if measure == "size" else tree_complexity(parse_tree(record["prefix"], form), measure)
-        )
-        points.append(Point(record["key"], complexity, ap, record["size"], record.get("infix", "")))
+        complexity = record.size if measure == "size" else tree_complexity(record.candidate.tree, measure)
+        points.append(Point(record.key, complexity, proxy.ap, record.size, record.infix))
     return points
 
 
-def rank_parents(
-    records: Sequence[Mapping], count: int, *, penalty: float, form: str, measure: str = "size"
-) -> list[Mapping]:
+def rank_parents(records: Sequence[CandidateRecord], count: int, *, penalty: float,
+                 measure: str = "size") -> list[CandidateRecord]:
     """The ``count`` records that breed: by proxy AP less ``penalty`` per unit of complexity (see the module)."""
-    by_key = {record["key"]: record for record in records}
+    by_key = {record.key: record for record in records}
     measure = "size" if penalty == 0 else measure  # no penalty: the complexity does not matter, so parse nothing
-    return [by_key[p.key] for p in penalized_order(points_of(records, form=form, measure=measure), penalty)][:count]
+    return [by_key[p.key] for p in penalized_order(points_of(records, measure=measure), penalty)][:count]

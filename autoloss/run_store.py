@@ -7,7 +7,7 @@ file, fsync, ``os.replace`` — so a kill at any moment leaves the previous comp
       run.json           marker {"format": "cse-autoloss-search", "version": 1, "created": ...}
       config.json        every setting of the search (SearchConfig.to_dict), written once
       candidates.jsonl   the log, append-only, flushed and fsynced after every stage (see below)
-      checkpoint.json    the search state (autoloss.search_driver), replaced after every stage
+      checkpoint.json    the search state (autoloss.search_state, versioned), replaced after every stage
       hall_of_fame.json  {"branches": {branch: [entry, ...]}} — rank, branch, form, key, infix,
                          latex, prefix, size, generation, proxy_ap, proxy_metrics, mos_score, cpv;
                          and {"pareto": {branch: ParetoFront.to_dict()}} (autoloss.pareto)

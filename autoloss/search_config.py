@@ -27,7 +27,28 @@ from detection.dataset_spec import parse_dataset_spec
 from detection.detectors import DETECTORS
 from symbolic.zoo import KNOWN_LOSSES
 
-METHODS = ("cse", "cpv-only", "vanilla", "random")  # the search and the paper's ablation baselines
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """A search method: which filters it applies before the proxy and whether it breeds from parents."""
+
+    name: str
+    cpv: bool
+    mos: bool
+    evolve: bool
+
+
+# The search and the paper's ablation baselines, each under the same proxy budget (K trainings per generation);
+# the one table of method names (settings, the evolution, the benchmarks).
+METHODS: dict[str, Method] = {
+    method.name: method
+    for method in (
+        Method("cse", cpv=True, mos=True, evolve=True),
+        Method("cpv-only", cpv=True, mos=False, evolve=True),
+        Method("vanilla", cpv=False, mos=False, evolve=True),
+        Method("random", cpv=False, mos=False, evolve=False),
+    )
+}
 BRANCHES = ("cls", "reg", "both")
 EXECUTION_KEYS = frozenset({"workers", "dask_scheduler", "dask_connect_timeout", "data_workers"})  # same results
 
@@ -69,8 +90,8 @@ class SearchConfig:
                             "faster-rcnn: softmax-form cls)")
     branch: str = _choice("cls", BRANCHES, "branch searched; the other keeps its default (focal or CE; GIoU); "
                           "both = search cls, then reg, then train the winners together")
-    method: str = _choice("cse", METHODS, "cse (CPV + MOS), or a baseline under the same proxy budget: cpv-only, "
-                          "vanilla (no CPV, no MOS) or random search")
+    method: str = _choice("cse", tuple(METHODS), "cse (CPV + MOS), or a baseline under the same proxy budget: "
+                          "cpv-only, vanilla (no CPV, no MOS) or random search")
     data: str = _text("shapes", "dataset spec: shapes, coco[,OPTIONS]:ANN.json:IMG_DIR or voc[,OPTIONS]:VOC_DIR "
                       "(a coco file keeps a seeded holdout part back for evaluation)", optional=False)
     search_val_data: str | None = _text(None, "dataset spec the proxy evaluates on (default: data's search_val split "

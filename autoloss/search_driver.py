@@ -2,12 +2,14 @@
 
 For every searched branch (``cls``, ``reg``, or both in turn, the other branch keeping its default
 loss) the driver runs the :class:`~autoloss.evolution.Evolution` machine: it answers MOS requests with
-the simulator (``simulate.Simulator``, in this process, in fixed batches) and proxy requests with
-:func:`autoloss.proxy.train_and_evaluate` on the task runner (local worker processes, or Dask with
-``dask_scheduler``; :mod:`autoloss.executors`), which stops a training at its time limit and retries
-it once. After every stage it appends the stage's records to the log and replaces the checkpoint
-(:mod:`autoloss.run_store`), so ``search(..., resume=True)`` continues a killed run and ends with what
-the uninterrupted run would have found; a resumed run's folder is checked before any work.
+the simulator (``simulate.Simulator``, in this process, in fixed batches, on the records' own
+candidates) and proxy requests with :func:`autoloss.proxy.train_and_evaluate` on the task runner
+(local worker processes, or Dask with ``dask_scheduler``; :mod:`autoloss.executors`), which stops a
+training at its time limit and retries it once; the worker receives the loss as text and is the only
+place that parses it. After every stage it appends the stage's events to the log and replaces the
+checkpoint (the typed, versioned :class:`~autoloss.search_state.SearchState`; :mod:`autoloss.run_store`),
+so ``search(..., resume=True)`` continues a killed run and ends with what the uninterrupted run would
+have found; a resumed run's folder (and its checkpoint's version) is checked before any work.
 
 Then the final evaluation (Sec. 4 of the paper): the default losses of the detector (the baseline)
 and the best found loss of each branch (and, for ``both``, the two winners together) are trained
@@ -30,21 +32,20 @@ from typing import Any
 import jax
 
 from autoloss.devices import visible_gpus
-from autoloss.evolution import Evolution, EvolutionSettings, Request, ap_metrics, hall_of_fame
+from autoloss.evolution import Evolution, EvolutionSettings, Request, hall_of_fame
 from autoloss.executors import TaskRunner, TrainingTask
 from autoloss.proxy import train_and_evaluate
-from autoloss.run_store import CHECKPOINT, RunDirectoryError, RunStore
+from autoloss.records import ap_metrics
+from autoloss.run_store import CHECKPOINT, RunStore
 from autoloss.search_config import EXECUTION_KEYS, SearchConfig, SearchConfigError, from_mapping
 from autoloss.search_report import SearchProgress, generation_line
-from autoloss.search_result import SearchResult, write_reports
+from autoloss.search_result import SearchResult, found_records, write_reports
+from autoloss.search_state import EvolutionState, SearchState
 from autoloss.training_progress import RunningTrainings
 from detection.checkpoints import write_atomically
 from detection.dataset_spec import parse_dataset_spec
 from detection.detectors import get_detector
-from symbolic.candidate import Candidate
 
-STATE_VERSION = 1
-STAGES = ("search", "final", "done")
 WARM_START_FIELDS = ("detector", "data", "data_root", "image_size", "image_max_size", "preset", "seed",
                      "warm_start_steps", "warm_start_batch_size")
 
@@ -90,16 +91,6 @@ def check_workers_data(config: SearchConfig, runner: TaskRunner) -> None:
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise SearchConfigError(f"{missing[0]}{more}; put the data at the same path on every worker")
-
-
-def check_state(state: Any, path: Path) -> None:
-    """RunDirectoryError unless ``state`` is a search state this autoloss can resume."""
-    if not isinstance(state, dict) or state.get("stage") not in STAGES or not isinstance(state.get("branches"), dict):
-        raise RunDirectoryError(f"{path} is damaged: not a search state", where=str(path),
-                                hint="restore it from a backup, or start the search again with a new --out")
-    if state.get("version") != STATE_VERSION:
-        raise RunDirectoryError(f"{path}: checkpoint version {state.get('version')} cannot be resumed by this "
-                                f"autoloss (version {STATE_VERSION})", where=str(path))
 
 
 def simulation_config(config: SearchConfig, branch: str):
@@ -194,7 +185,7 @@ def resolve_run(config, run_dir, resume: bool, *, check_mos: bool = True) -> tup
         store = RunStore.open(run_dir)
         state = store.validate()
         if state is not None:
-            check_state(state, store.path / CHECKPOINT)
+            SearchState.from_json(state, str(store.path / CHECKPOINT))  # damaged or of another version: refused
         stored = store.config()
         if config is None:
             return stored, store
@@ -243,11 +234,12 @@ def search(
         if store is None:
             store = RunStore.create(run_dir or Path("runs") / f"search-{datetime.datetime.now():%Y%m%d-%H%M%S}", config)
         with store.lock():
-            summary = _SearchRun(config, store, reporter, runner, simulator, proxy_task or train_and_evaluate).run()
+            state, summary = _SearchRun(config, store, reporter, runner, simulator,
+                                        proxy_task or train_and_evaluate).run()
     finally:
         reporter.close()
         runner.close()
-    return SearchResult.from_summary(store.path, config, summary)
+    return SearchResult.from_summary(store.path, config, summary, found_records(config, state))
 
 
 def _task_runner(config: SearchConfig, executor: Executor | None) -> TaskRunner:
@@ -270,40 +262,38 @@ class _SearchRun:
         self.warm_starts: dict[str, Any] = {}
         self.session_start = time.perf_counter()
 
-    def run(self) -> dict:
+    def run(self) -> tuple[SearchState, dict]:
         repaired = self.store.repair_log()
         if repaired:
             self.reporter.message(repaired)
-        state = self.store.load_checkpoint()
-        if state is None:
-            state = {"version": STATE_VERSION, "stage": "search", "branches": {}, "final": {}, "mos_baseline": {},
-                     "seconds": {}}
-        else:  # checked by resolve_run
+        saved = self.store.load_checkpoint()
+        state = SearchState() if saved is None else SearchState.from_json(saved, str(self.store.path / CHECKPOINT))
+        if saved is not None:
             self.reporter.message(f"resuming the search in {self.store.path}")
-        self.base_seconds = state["seconds"].get("total", 0.0)
-        if state["stage"] == "search":
+        self.base_seconds = state.seconds.get("total", 0.0)
+        if state.stage == "search":
             for branch in self.config.branches:
                 self._search_branch(state, branch)
-            state["stage"] = "final" if self.config.final_steps else "done"
+            state.stage = "final" if self.config.final_steps else "done"
             self._save(state)
-        if state["stage"] == "final":
+        if state.stage == "final":
             self._final(state)
-            state["stage"] = "done"
+            state.stage = "done"
             self._save(state)
-        return write_reports(self.store, self.config, state)
+        return state, write_reports(self.store, self.config, state)
 
     # --- bookkeeping -----------------------------------------------------------------------------
 
-    def _save(self, state: dict, events=()) -> None:
+    def _save(self, state: SearchState, events=()) -> None:
         self.store.append_log(events)  # the log first: a resumed stage skips what it already holds
-        state["seconds"]["total"] = round(self.base_seconds + time.perf_counter() - self.session_start, 3)
-        self.store.save_checkpoint(state)
+        state.seconds["total"] = round(self.base_seconds + time.perf_counter() - self.session_start, 3)
+        self.store.save_checkpoint(state.to_json())
 
-    def _add_seconds(self, state: dict, name: str, seconds: float) -> None:
-        state["seconds"][name] = round(state["seconds"].get(name, 0.0) + seconds, 3)
+    def _add_seconds(self, state: SearchState, name: str, seconds: float) -> None:
+        state.seconds[name] = round(state.seconds.get(name, 0.0) + seconds, 3)
 
-    def _commit(self, state: dict, branch: str, evo: dict, events) -> None:
-        state["branches"][branch] = evo
+    def _commit(self, state: SearchState, branch: str, evo: EvolutionState, events) -> None:
+        state.branches[branch] = evo
         self._save(state, events)
         closed = [e for e in events if e.get("event") == "generation"]
         for event in closed:
@@ -314,11 +304,11 @@ class _SearchRun:
 
     # --- the evolution ---------------------------------------------------------------------------
 
-    def _search_branch(self, state: dict, branch: str) -> None:
+    def _search_branch(self, state: SearchState, branch: str) -> None:
         machine = Evolution(EvolutionSettings.from_config(self.config, branch), progress=self.reporter.breeding)
-        evo = state["branches"].get(branch) or machine.init()
-        if evo["stage"] != "done":
-            self.reporter.message(f"searching the {branch} branch ({evo['form']} form) with method "
+        evo = state.branches.get(branch) or machine.init()
+        if evo.stage != "done":
+            self.reporter.message(f"searching the {branch} branch ({evo.form} form) with method "
                                   f"{self.config.method}, {self.config.generations} generations")
         while True:
             started = time.perf_counter()
@@ -335,7 +325,7 @@ class _SearchRun:
             else:
                 evo = self._train_proxies(state, branch, machine, evo, request)
 
-    def _simulator(self, state: dict, branch: str):
+    def _simulator(self, state: SearchState, branch: str):
         if branch not in self.simulators:
             started = time.perf_counter()
             given = self.simulator_arg
@@ -347,22 +337,22 @@ class _SearchRun:
                 simulator = given(branch) if is_factory else given
             self.simulators[branch] = simulator
             baseline = getattr(simulator, "baseline", None)
-            if baseline is not None and branch not in state["mos_baseline"]:
-                state["mos_baseline"][branch] = {"score": getattr(baseline, "score", None),
-                                                 "passed": getattr(baseline, "passed", None)}
-                score = state["mos_baseline"][branch]["score"]
+            if baseline is not None and branch not in state.mos_baseline:
+                state.mos_baseline[branch] = {"score": getattr(baseline, "score", None),
+                                              "passed": getattr(baseline, "passed", None)}
+                score = state.mos_baseline[branch]["score"]
                 self.reporter.message(f"MOS baseline ({default_losses(self.config)[branch]['name']}): AP "
                                       + ("-" if score is None else f"{100 * score:.2f}"))
             self._add_seconds(state, "mos", time.perf_counter() - started)
         return self.simulators[branch]
 
-    def _simulate(self, state: dict, branch: str, machine: Evolution, evo: dict, request: Request) -> dict:
+    def _simulate(self, state: SearchState, branch: str, machine: Evolution, evo: EvolutionState,
+                  request: Request) -> EvolutionState:
         simulator = self._simulator(state, branch)
-        self.reporter.stage(f"gen {evo['generation'] + 1} MOS", len(evo["pool"]), done=len(evo["mos"]))
+        self.reporter.stage(f"gen {evo.generation + 1} MOS", len(evo.pool), done=len(evo.mos))
         started = time.perf_counter()
-        candidates = [Candidate.parse(record["prefix"], evo["form"]) for record in request.candidates]
-        outcomes = simulator.simulate_many(candidates)
-        results = {record["key"]: outcome.to_dict() if hasattr(outcome, "to_dict") else dict(outcome)
+        outcomes = simulator.simulate_many([record.candidate for record in request.candidates])
+        results = {record.key: outcome.to_dict() if hasattr(outcome, "to_dict") else dict(outcome)
                    for record, outcome in zip(request.candidates, outcomes, strict=True)}
         evo, events = machine.tell(evo, "mos", results)
         self._add_seconds(state, "mos", time.perf_counter() - started)
@@ -384,16 +374,18 @@ class _SearchRun:
     def _monitor(self) -> RunningTrainings:
         return RunningTrainings(self.reporter.trainings)
 
-    def _train_proxies(self, state: dict, branch: str, machine: Evolution, evo: dict, request: Request) -> dict:
-        generation = evo["generation"] + 1
+    def _train_proxies(self, state: SearchState, branch: str, machine: Evolution, evo: EvolutionState,
+                       request: Request) -> EvolutionState:
+        generation = evo.generation + 1
         warm_start = self._warm_start(branch)
-        self.reporter.stage(f"gen {generation} proxy", len(evo["proxy_keys"]), unit="training",
-                            done=len(evo["proxy_keys"]) - len(request.candidates))
+        self.reporter.stage(f"gen {generation} proxy", len(evo.proxy_keys), unit="training",
+                            done=len(evo.proxy_keys) - len(request.candidates))
         defaults = default_losses(self.config)
-        tasks = {record["key"]: TrainingTask(
-            task_spec(self.config, {**defaults, branch: {"prefix": record["prefix"], "form": evo["form"]}},
+        # the worker process receives the loss as text and parses it (the only parse outside the funnel)
+        tasks = {record.key: TrainingTask(
+            task_spec(self.config, {**defaults, branch: {"prefix": record.prefix, "form": evo.form}},
                       branch=branch, warm_start=warm_start),
-            self.config.proxy_time_limit, f"gen {generation} proxy {_short(record['infix'])}")
+            self.config.proxy_time_limit, f"gen {generation} proxy {_short(record.infix)}")
             for record in request.candidates}
         started = time.perf_counter()
 
@@ -401,7 +393,7 @@ class _SearchRun:
             nonlocal evo
             evo, events = machine.tell(evo, "proxy", {key: result})
             self._commit(state, branch, evo, events)
-            ap = evo["proxy"][key]["ap"]
+            ap = evo.proxy[key].ap
             self.reporter.advance(1, last_AP="failed" if ap is None else f"{100 * ap:.2f}")
 
         self.runner.run(self.proxy_task, tasks, on_result, self._monitor())
@@ -410,14 +402,14 @@ class _SearchRun:
 
     # --- the final evaluation --------------------------------------------------------------------
 
-    def final_rows(self, state: dict) -> dict[str, dict]:
+    def final_rows(self, state: SearchState) -> dict[str, dict]:
         """{row: {"cls": loss, "reg": loss}}: the baseline, each branch's winner, and both winners together."""
         defaults = default_losses(self.config)
         found = {}
-        for branch, evo in state["branches"].items():
-            best = hall_of_fame(evo["evaluated"], 1)
+        for branch, evo in state.branches.items():
+            best = hall_of_fame(evo.evaluated, 1)
             if best:
-                found[branch] = {"prefix": best[0]["prefix"], "form": evo["form"], "infix": best[0]["infix"]}
+                found[branch] = {"prefix": best[0].prefix, "form": evo.form, "infix": best[0].infix}
         rows = {"baseline": defaults}
         if len(self.config.branches) == 1:
             if found:
@@ -428,9 +420,9 @@ class _SearchRun:
                 rows["found-both"] = {**defaults, **found}
         return rows
 
-    def _final(self, state: dict) -> None:
+    def _final(self, state: SearchState) -> None:
         rows = self.final_rows(state)
-        missing = [name for name in rows if name not in state["final"]]
+        missing = [name for name in rows if name not in state.final]
         if not missing:
             return
         self.reporter.message(f"final evaluation: {', '.join(rows)} ({self.config.final_steps} steps each)")
@@ -448,7 +440,7 @@ class _SearchRun:
             row = {"status": result.get("status"), "reason": result.get("reason"), "losses": losses,
                    "metrics": ap_metrics(result.get("metrics") or {}), "seconds": result.get("seconds"),
                    "out_dir": result.get("out_dir"), "attempts": result.get("attempts")}
-            state["final"][name] = row
+            state.final[name] = row
             timings = {k: v for k, v in result.items() if k.endswith(("seconds", "_second")) and k != "seconds"}
             self._save(state, [{"id": f"final/{name}", "event": "final", "row": name, **row, "timings": timings}])
             self.reporter.advance(1)

@@ -77,7 +77,7 @@ def random_pool(config: SearchConfig, size: int) -> list[Candidate]:
     settings = config.replace(zoo_seeds=(), seed=config.seed + 1, population=size, mos_batch_size=size)
     machine = Evolution(EvolutionSettings.from_config(settings, "cls"))
     _, request = machine.ask(machine.init())
-    return [Candidate.parse(record["prefix"], "sigmoid") for record in request.candidates]
+    return [record.candidate for record in request.candidates]
 
 
 def spread(count: int, available: int) -> list[int]:

@@ -1,10 +1,11 @@
 """Filter effectiveness: what dedup, CPV and MOS remove from a stream of generated losses, and what they remove wrongly.
 
 One fixed, seeded stream of ``--generated`` random classification losses of the one-stage detector
-(the search's generation-0 breeding, ``autoloss.evolution``, after the preset's zoo seeds) goes
-through the search's filters in the search's order: value-fingerprint dedup, the sampled CPV screen,
-canonical dedup, gradient-equivalence dedup (``symbolic.gradient_equivalence``), the CPV proofs, then
-model optimization simulation (``simulate.Simulator``); the funnel says how many each layer removes. To measure false
+(the search's generation-0 breeding, ``Evolution.breeding``, after the preset's zoo seeds) goes
+through the search's own filter funnel (``symbolic.funnel``): value-fingerprint dedup, the sampled CPV
+screen, canonical dedup, gradient-equivalence dedup (``symbolic.gradient_equivalence``), the CPV
+proofs; then model optimization simulation (``simulate.Simulator``); the funnel says how many each
+layer removes. To measure false
 rejections, a seeded random sample of each group — rejected by CPV, rejected by MOS, passed MOS — is
 also trained on the proxy task (the search's own recipe, ``autoloss.proxy``), beside the baseline
 focal loss. A candidate is *good* when its proxy AP reaches ``--good-fraction`` of the baseline's.
@@ -37,6 +38,7 @@ from autoloss.search_driver import default_losses, make_simulator, task_spec
 from benchmarks.results_file import command_line, machine_line, publish
 from benchmarks.search_efficiency import SMOKE_DATA
 from symbolic.candidate import Candidate
+from symbolic.printers import to_prefix
 
 SECTION = "## Filter effectiveness (dedup, CPV, MOS)"
 GROUPS = ("rejected by CPV", "rejected by MOS", "passed MOS")
@@ -51,23 +53,28 @@ PRESETS = {
 }
 
 
-def generated_stream(config: SearchConfig, count: int) -> tuple[dict, list[dict], list[dict]]:
-    """Breed ``count`` raw candidates and screen them: (counts, CPV-rejected events, CPV-passed records)."""
+def generated_stream(config: SearchConfig, count: int) -> tuple[dict, list[str], list[Candidate]]:
+    """Breed ``count`` raw candidates through the search's funnel: (counts per layer, CPV-rejected prefixes,
+    CPV-passed candidates)."""
     settings = EvolutionSettings.from_config(config.replace(method="cse", population=1_000_000,
                                                             max_generated=count), "cls")
     machine = Evolution(settings)
-    state, request = machine.ask(machine.init())  # stops at the MOS stage, or closes an empty generation
-    pool = state["pool"] if request.stage == "mos" else []
-    summary = state["current"] if request.stage == "mos" else next(e for e in request.events
-                                                                       if e.get("event") == "generation")
-    rejected = [e for e in request.events if e.get("stage") == "cpv" and e.get("status") == "rejected"]
-    by_cpv = [e for e in rejected if not e["reason"].startswith(("duplicate", "invalid"))]
-    canonical = sum(e["reason"].startswith("duplicate: same canonical") for e in rejected)
-    counts = {**{k: summary[k] for k in ("generated", "unique", "duplicates", "gradient_duplicates")},
-              "value_duplicates": summary["duplicates"] - canonical - summary["gradient_duplicates"],
-              "canonical_duplicates": canonical, "invalid": sum(e["reason"].startswith("invalid") for e in rejected),
-              "rejected_by_cpv": len(by_cpv), "passed_cpv": len(pool)}
-    return counts, by_cpv, pool
+    _, stream = machine.breeding(machine.init())
+    layers, rejected, passed = Counter(), [], []
+    for sifted in stream:
+        layers[sifted.layer] += 1
+        if sifted.layer == "sampled_cpv":
+            rejected.append(to_prefix(sifted.tree, settings.form))
+        elif sifted.layer == "cpv":
+            rejected.append(sifted.candidate.prefix())
+        elif sifted.passed:
+            passed.append(sifted.candidate)
+    duplicates = layers["value"] + layers["canonical"] + layers["gradient"]
+    counts = {"generated": sum(layers.values()), "unique": sum(layers.values()) - duplicates,
+              "duplicates": duplicates, "value_duplicates": layers["value"],
+              "canonical_duplicates": layers["canonical"], "gradient_duplicates": layers["gradient"],
+              "invalid": layers["invalid"], "rejected_by_cpv": len(rejected), "passed_cpv": len(passed)}
+    return counts, rejected, passed
 
 
 def proxy_aps(config: SearchConfig, prefixes: dict[str, str], progress: bool) -> dict[str, dict]:
@@ -96,12 +103,11 @@ def ap_of(result: dict) -> float | None:
 def study(config: SearchConfig, generated: int, sample: int, good_fraction: float, progress: bool) -> dict:
     """Run the stream through the filters, proxy-train the samples; return counts and per-group outcomes."""
     counts, cpv_rejected, passed_cpv = generated_stream(config, generated)
-    form = config.form_of("cls")
-    simulator = make_simulator(config, "cls", progress=progress)
-    simulated = simulator.simulate_many([Candidate.parse(r["prefix"], form) for r in passed_cpv])
-    groups = {"rejected by CPV": [e["prefix"] for e in cpv_rejected],
-              "rejected by MOS": [r["prefix"] for r, s in zip(passed_cpv, simulated, strict=True) if not s.passed],
-              "passed MOS": [r["prefix"] for r, s in zip(passed_cpv, simulated, strict=True) if s.passed]}
+    simulator = make_simulator(config, "cls", progress=progress)  # MOS after the funnel, as in the search
+    simulated = simulator.simulate_many(passed_cpv)
+    groups = {"rejected by CPV": cpv_rejected,
+              "rejected by MOS": [c.prefix() for c, s in zip(passed_cpv, simulated, strict=True) if not s.passed],
+              "passed MOS": [c.prefix() for c, s in zip(passed_cpv, simulated, strict=True) if s.passed]}
     counts["passed_mos"] = len(groups["passed MOS"])
     rng = random.Random(f"{config.seed}-filter-sample")
     samples = {group: rng.sample(members, min(sample, len(members))) for group, members in groups.items()}

@@ -45,13 +45,14 @@ ARGUMENTS = {  # a phrase of a proof's argument: its name in the table
 def survivor_sample(per_form: int, seed: int = 7) -> list[tuple[str, object]]:
     """``per_form`` distinct survivors of the batched check per form, as (form, Candidate)."""
     from symbolic.candidate import Candidate
-    from symbolic.canonical import Deduplicator, InvalidCandidate
+    from symbolic.canonical import InvalidCandidate
     from symbolic.cpv import check_trees
+    from symbolic.funnel import Funnel
     from symbolic.variation import random_tree
 
     out = []
     for form in FORMS:
-        rng, dedup, taken = random.Random(seed), Deduplicator(), []
+        rng, dedup, taken = random.Random(seed), Funnel(form, cpv=False), []
         with tqdm(total=per_form, desc=f"sampling {form} survivors", leave=False) as bar:
             while len(taken) < per_form:
                 for tree in check_trees([random_tree(rng, form) for _ in range(5000)], form).survivors():
@@ -59,7 +60,7 @@ def survivor_sample(per_form: int, seed: int = 7) -> list[tuple[str, object]]:
                         candidate = Candidate.from_tree(tree, form)
                     except InvalidCandidate:
                         continue
-                    if dedup.duplicate_of(candidate) is None and len(taken) < per_form:
+                    if next(dedup.sift([(candidate, "random")])).passed and len(taken) < per_form:
                         taken.append(candidate)
                         bar.update()
         out += [(form, candidate) for candidate in taken]

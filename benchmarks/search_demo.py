@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from autoloss.markdown import percent  # noqa: E402
-from autoloss.search_config import SearchConfig  # noqa: E402
+from autoloss.search_config import METHODS, SearchConfig  # noqa: E402
 from autoloss.search_driver import search  # noqa: E402
 from autoloss.search_result import PAPER_COLUMNS  # noqa: E402
 from benchmarks.results_file import command_line, machine_line, publish  # noqa: E402
@@ -61,7 +61,7 @@ def method_rows(method: str, result) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="demo")
-    parser.add_argument("--methods", default="cse", help="comma-separated: cse, cpv-only, vanilla, random")
+    parser.add_argument("--methods", default="cse", help=f"comma-separated: {', '.join(METHODS)}")
     parser.add_argument("--out", default=f"runs/bench-{datetime.datetime.now():%Y%m%d-%H%M%S}",
                         help="folder of the run directories (one per method)")
     parser.add_argument("--write", action="store_true", help="replace our section of benchmarks/RESULTS.md")

@@ -163,7 +163,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=tuple(PRESETS), default="demo")
     parser.add_argument("--seeds", type=int, help="number of seeds (0, 1, ...); default: the preset's")
-    parser.add_argument("--methods", default=",".join(("random", "vanilla", "cpv-only", "cse")))
+    parser.add_argument("--methods", default=",".join(reversed(METHODS)))  # the weakest filter first
     parser.add_argument("--work-dir", type=Path, help="where runs are kept (default runs/search-efficiency-PRESET)")
     parser.add_argument("--dask-scheduler", help="Dask scheduler address for the searches' trainings")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")

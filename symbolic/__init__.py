@@ -1,12 +1,13 @@
 """The mathematics of loss candidates: operators, forms, candidates, canonical form and dedup,
-the safe parser and printers, variation, numeric screening, convergence verification and the
-lowering to JAX. No detector code lives here.
+the filter funnel, the safe parser and printers, variation, numeric screening, convergence
+verification and the lowering to JAX. No detector code lives here.
 """
 
 from symbolic.candidate import Candidate, to_jax
-from symbolic.canonical import Deduplicator, InvalidCandidate, bounded_simplify
+from symbolic.canonical import InvalidCandidate, bounded_simplify
 from symbolic.cpv import Verdict, check_trees, format_verdict, verify
 from symbolic.forms import FORMS, Form, get_form
+from symbolic.funnel import DedupState, Funnel
 from symbolic.operators import OPERATORS, operators_for
 from symbolic.parser import ParseError, parse_tree
 from symbolic.screening import screen, screen_trees
@@ -18,8 +19,9 @@ __all__ = [
     "KNOWN_LOSSES",
     "OPERATORS",
     "Candidate",
-    "Deduplicator",
+    "DedupState",
     "Form",
+    "Funnel",
     "InvalidCandidate",
     "ParseError",
     "Verdict",

@@ -18,7 +18,8 @@ What SymPy cannot show equal, the *functional fingerprint* catches: values on a 
 seeded probe set of the form's inputs, rounded to 24 mantissa bits, then hashed. It is
 computed by the light-tree evaluator, so a raw tree in the numeric screen and the candidate
 built from it get the same fingerprint. The third layer, gradient equivalence (L, L + c and k·L
-with k > 0 train alike), is ``symbolic.gradient_equivalence``.
+with k > 0 train alike), is ``symbolic.gradient_equivalence``; ``symbolic.funnel`` applies the
+three, with CPV, in one pipeline and keeps what they admitted.
 """
 
 from __future__ import annotations
@@ -175,31 +176,3 @@ def bounded_simplify(expr: sympy.Expr, seconds: float = 1.0) -> tuple[sympy.Expr
     if sympy.count_ops(simplified) > sympy.count_ops(expr):
         return expr, True
     return simplified, True
-
-
-class Deduplicator:
-    """The three dedup layers (canonical key, value fingerprint, gradient equivalence): is a candidate new?"""
-
-    def __init__(self):
-        from symbolic.gradient_equivalence import GradientIndex
-
-        self.keys: set[str] = set()
-        self.fingerprints: dict[str, str] = {}
-        self.gradients = GradientIndex()
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-    def duplicate_of(self, candidate) -> str | None:
-        """Why ``candidate`` repeats one already admitted (None if it is new); admits it if new."""
-        if candidate.key in self.keys:
-            return "same canonical form as an earlier candidate"
-        prior = self.fingerprints.get(candidate.fingerprint)
-        if prior is not None:
-            return f"same values as candidate {prior} on every probe input"
-        reason = self.gradients.duplicate_of(candidate)
-        if reason is not None:
-            return reason
-        self.keys.add(candidate.key)
-        self.fingerprints[candidate.fingerprint] = candidate.key
-        return None

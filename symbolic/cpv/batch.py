@@ -15,8 +15,9 @@ slopes. It runs in two stages so that most trees cost only a few dozen points:
    the domain check: no log or sqrt receives a negative argument on the probe (counted
    under finiteness; ``verify`` checks the same on the SymPy expression).
 
-The search pipeline: generate → ``check_trees`` → survivors → ``Candidate.from_tree`` and
-dedup → ``verify`` (proof attempts and the float32 finiteness check).
+The search's filter funnel (``symbolic.funnel``): generate → value dedup → ``check_trees`` →
+survivors → ``Candidate.from_tree``, canonical and gradient dedup → ``verify`` (proof attempts and
+the float32 finiteness check).
 """
 
 from __future__ import annotations

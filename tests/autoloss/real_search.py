@@ -18,6 +18,7 @@ from pathlib import Path
 import autoloss.search_driver as driver
 from autoloss.evolution import Evolution
 from autoloss.search_config import SearchConfig
+from symbolic.funnel import Funnel
 
 
 def stop_here(marker: str) -> None:
@@ -29,19 +30,24 @@ def stop_here(marker: str) -> None:
 def install_stop(stage: str, marker: str) -> None:
     """Wrap the driver so that the search stops in ``stage`` (see the module docstring)."""
     if stage == "breed":
-        judge = Evolution._judge
+        breed, judge = Evolution._breed, Funnel._judge
+        breeding = []
 
-        def judging(self, tree, fp, origin, generation, seen):
-            if generation == 1:
+        def breeding_generation(self, state):
+            breeding.append(state.generation)
+            return breed(self, state)
+
+        def judging(self, *args):
+            if breeding[-1] == 1:
                 stop_here(marker)
-            return judge(self, tree, fp, origin, generation, seen)
+            return judge(self, *args)
 
-        Evolution._judge = judging
+        Evolution._breed, Funnel._judge = breeding_generation, judging
     elif stage == "mos":
         simulate = driver._SearchRun._simulate
 
         def simulating(self, state, branch, machine, evo, request):
-            if evo["mos"]:  # a batch of this generation is saved already
+            if evo.mos:  # a batch of this generation is saved already
                 stop_here(marker)
             return simulate(self, state, branch, machine, evo, request)
 

@@ -21,6 +21,7 @@ from autoloss.pareto import (
     tree_complexity,
 )
 from autoloss.plots_search import plot_pareto
+from autoloss.records import CandidateRecord, ProxyResult
 from symbolic.operators import OPERATORS
 from symbolic.parser import parse_tree
 
@@ -90,7 +91,8 @@ def test_complexity_is_the_size_or_the_weights_of_every_operator():
 
 
 def record(key, size, ap, status="ok"):
-    return {"key": key, "size": size, "prefix": "X", "infix": key, "proxy": {"status": status, "ap": ap}}
+    return CandidateRecord(key, "sigmoid", "X", key, size, "random", 0, "", None, "",
+                           proxy=ProxyResult(status, ap, None, {}, 0.0, 1))
 
 
 RECORDS = [
@@ -103,14 +105,14 @@ RECORDS = [
 
 
 def test_no_penalty_ranks_parents_exactly_as_the_hall_of_fame():
-    assert rank_parents(RECORDS, 3, penalty=0.0, form="sigmoid") == hall_of_fame(RECORDS, 3)
+    assert rank_parents(RECORDS, 3, penalty=0.0) == hall_of_fame(RECORDS, 3)
     assert keys(penalized_order([point("x", 9, 0.3), point("y", 2, 0.3)], 0.0)) == ["y", "x"]  # ties: smaller tree
 
 
 def test_a_penalty_trades_ap_for_simplicity():
     # AP - 0.005·size: big 0.400, mid 0.395, tie 0.405, small 0.385
-    assert [r["key"] for r in rank_parents(RECORDS, 4, penalty=0.005, form="sigmoid")] == ["tie", "big", "mid", "small"]
-    assert [r["key"] for r in rank_parents(RECORDS, 2, penalty=0.1, form="sigmoid")] == ["small", "tie"]
+    assert [r.key for r in rank_parents(RECORDS, 4, penalty=0.005)] == ["tie", "big", "mid", "small"]
+    assert [r.key for r in rank_parents(RECORDS, 2, penalty=0.1)] == ["small", "tie"]
     with pytest.raises(ValueError, match="must be a finite number >= 0, got -1"):
         penalized_order([], -1)
 

@@ -14,6 +14,7 @@ from autoloss.run_store import CHECKPOINT, LOG, RunDirectoryError
 from autoloss.search_config import SearchConfig
 from autoloss.search_driver import search
 from autoloss.search_result import SearchResult
+from autoloss.search_state import STATE_VERSION
 
 CONFIG = SearchConfig(population=6, generations=3, top_k=2, parents=2, final_steps=2, workers=2,
                       verify_time_budget=0.0)  # no proof attempts: whether one finishes depends on the clock
@@ -67,6 +68,31 @@ def test_a_damaged_run_is_refused_before_any_work_naming_the_file(uninterrupted,
     assert main(["search", "--resume", str(run_dir), "--json"]) == 2
     error = json.loads(capsys.readouterr().out)["error"]
     assert error["message"].startswith(expected) and error["where"].startswith(where) and error["hint"]
+
+
+def test_a_checkpoint_of_the_earlier_record_format_is_refused_naming_both_versions(uninterrupted, tmp_path, capsys):
+    reference_dir, _ = uninterrupted
+    run_dir = tmp_path / "run"
+    shutil.copytree(reference_dir, run_dir)
+    state = json.loads((run_dir / CHECKPOINT).read_text())
+    cls = state["branches"]["cls"]  # written as version 1 was: untyped records, three seen_* lists
+    dedup = cls.pop("dedup")
+    cls.update(seen_fingerprints=dedup["fingerprints"], seen_keys=dedup["keys"], seen_gradients=dedup["gradients"])
+    state.update(version=1, stage="final", final={})
+    (run_dir / CHECKPOINT).write_text(json.dumps(state))
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    expected = (f"{run_dir / CHECKPOINT}: checkpoint version 1 cannot be read by this autoloss, which expects "
+                f"checkpoint version {STATE_VERSION}")
+    with ThreadPoolExecutor(1) as executor, pytest.raises(RunDirectoryError, match=re.escape(expected)):
+        search(None, run_dir=run_dir, resume=True, simulator=FakeSimulator, executor=executor,
+               proxy_task=failing_if_run, progress=False)
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+    with pytest.raises(RunDirectoryError, match=re.escape(expected)):
+        SearchResult.load(run_dir)
+    assert main(["search", "--resume", str(run_dir), "--json"]) == 2
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert error["message"].startswith(expected) and error["where"] == str(run_dir / CHECKPOINT)
+    assert "new --out" in error["hint"]
 
 
 def failing_if_run(spec: dict) -> dict:

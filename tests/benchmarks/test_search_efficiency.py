@@ -10,7 +10,7 @@ from autoloss.run_store import RunStore
 from autoloss.search_driver import search
 from benchmarks import search_efficiency
 
-METHODS = ("random", "vanilla", "cpv-only", "cse")
+ROW_ORDER = ("random", "vanilla", "cpv-only", "cse")  # the default: the weakest filter first
 
 
 @pytest.fixture
@@ -33,12 +33,12 @@ def test_one_row_per_method_the_claim_and_each_seeds_winners(fake_searches, tmp_
     argv = ["--preset", "smoke", "--seeds", "2", "--work-dir", str(tmp_path), "--quiet"]
     section = search_efficiency.main(argv)
     rows = table_rows(section)
-    assert tuple(rows) == METHODS
+    assert tuple(rows) == ROW_ORDER
     assert rows["cse"][2] != "0" and rows["vanilla"][2] == "0"  # only cse simulates
     assert all(row[3] == "1" for row in rows.values())  # the same proxy budget: generations x top_k
     assert "Claim (>= 10x fewer proxy evaluations" in section and "vanilla" in section.split("Claim")[1]
     assert "* seed 0 winners" in section and "* seed 1 winners" in section
-    assert {p.name for p in (tmp_path / "seed1").iterdir()} == set(METHODS)  # the fake finals write nothing
+    assert {p.name for p in (tmp_path / "seed1").iterdir()} == set(ROW_ORDER)  # the fake finals write nothing
     again = search_efficiency.main(argv)  # finished runs are reused, not searched again
     assert table_rows(again)["cse"][6:] == rows["cse"][6:]
 

@@ -7,7 +7,7 @@ import pytest
 import sympy
 
 from symbolic.candidate import Candidate
-from symbolic.canonical import Deduplicator, InvalidCandidate, bounded_simplify, canonicalize, fingerprint_rows
+from symbolic.canonical import InvalidCandidate, bounded_simplify, canonicalize, fingerprint_rows
 from symbolic.forms import FORMS, e, i, u, w, x, y
 from symbolic.functions import Relu, ScaledErf, ScaledGd, Sigmoid, Softplus
 from symbolic.vector_ops import Dot, Softmax
@@ -107,16 +107,6 @@ def test_bounded_simplify_returns_within_its_budget():
     assert time.perf_counter() - start < 2.0
     if not finished:
         assert result == hard
-
-
-def test_deduplicator_admits_once_and_names_the_earlier_candidate():
-    dedup = Deduplicator()
-    first = sig(sympy.tanh(x) * y)
-    assert dedup.duplicate_of(first) is None
-    assert "canonical" in dedup.duplicate_of(sig(y * sympy.tanh(x)))
-    assert first.key in dedup.duplicate_of(sig((2 * Sigmoid(2 * x) - 1) * y))
-    assert dedup.duplicate_of(sig(x * y)) is None
-    assert len(dedup) == 2
 
 
 def test_probe_inputs_are_fixed_and_admissible():

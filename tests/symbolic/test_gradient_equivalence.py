@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from symbolic.candidate import Candidate
-from symbolic.canonical import Deduplicator, InvalidCandidate
+from symbolic.canonical import InvalidCandidate
 from symbolic.forms import get_form
+from symbolic.funnel import Funnel
 from symbolic.gradient_equivalence import GradientIndex, gradient_key, probe_gradient
 from symbolic.variation import random_tree
 from symbolic.zoo import KNOWN_LOSSES
@@ -71,12 +72,12 @@ def test_the_index_names_the_earlier_candidate_and_round_trips_its_entries():
     assert first.key in again.duplicate_of(scaled) and len(again) == 1
 
 
-def test_the_deduplicator_removes_gradient_duplicates_as_its_third_layer():
-    dedup = Deduplicator()
+def test_the_funnel_removes_gradient_duplicates_as_its_third_dedup_layer():
+    funnel = Funnel("sigmoid", cpv=False)
     texts = EQUIVALENT["sigmoid"] + DIFFERENT["sigmoid"]
-    reasons = [dedup.duplicate_of(Candidate.parse(text, "sigmoid")) for text in texts]
-    assert reasons[0] is None and all("same gradient" in r for r in reasons[1:len(EQUIVALENT["sigmoid"])])
-    assert reasons[len(EQUIVALENT["sigmoid"]):] == [None] * len(DIFFERENT["sigmoid"])
+    sifted = list(funnel.sift([(Candidate.parse(text, "sigmoid"), text) for text in texts]))
+    assert sifted[0].passed and all("same gradient" in s.reason for s in sifted[1:len(EQUIVALENT["sigmoid"])])
+    assert [s.layer for s in sifted[len(EQUIVALENT["sigmoid"]):]] == ["passed"] * len(DIFFERENT["sigmoid"])
 
 
 def test_random_candidates_share_a_gradient_fingerprint_only_when_their_gradients_are_proportional():
