@@ -58,6 +58,7 @@ def run_train(args: argparse.Namespace) -> dict:
         max_size=args.max_size,
         workers=args.data_workers,
         preset=args.preset,
+        backbone_weights=args.backbone_weights,
         cls_loss=cls_spec.fn,
         reg_loss=reg_spec.fn,
         alpha_balance=cls_spec.alpha_balance,
@@ -180,6 +181,9 @@ def add_detector_commands(sub: argparse._SubParsersAction, json_flag: argparse.A
     train.add_argument("--max-size", type=int, help="longer image side at most L (default: --image-size, i.e. fit "
                        "into a square; the paper uses 800 and 1333)")
     train.add_argument("--preset", default="tiny", help="detector size: tiny (default), resnet18 (fcos), resnet50")
+    train.add_argument("--backbone-weights", metavar="FILE", help="ImageNet-pretrained ResNet weights in torchvision's "
+                       "layout (.pth state dict, or .safetensors/.npz with the same names) for --preset resnet18 or "
+                       "resnet50; the backbone then has frozen BatchNorm and a frozen stem and first stage")
     train.add_argument(
         "--eval-split",
         default="final_val",

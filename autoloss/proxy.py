@@ -3,7 +3,7 @@
 :func:`train_and_evaluate` is a top-level function of one plain dict (picklable), so it runs in a
 worker process of any executor, local or Dask (``autoloss.executors``). A task spec::
 
-    {"detector": "fcos", "detector_preset": "tiny", "data": "shapes", "data_root": None,
+    {"detector": "fcos", "detector_preset": "tiny", "backbone_weights": None, "data": "shapes", "data_root": None,
      "eval_data": None, "eval_split": "search_val", "image_size": 128, "image_max_size": None, "data_workers": 0,
      "steps": 150, "batch_size": 16, "optimizer": "adamw", "learning_rate": 0.002, "seed": 0,
      "cls": {"name": "focal"} or {"prefix": "Neg(Log(Sig(X)))", "form": "sigmoid"},
@@ -63,6 +63,7 @@ from detection.geometry import Geometry
 from detection.inference import evaluate_model
 from detection.optim import OptimizerConfig
 from detection.pipeline import training_stream
+from detection.pretrained import PRETRAINED_BACKBONE, pretrained_params
 from detection.training import TrainingDiverged, train
 from simulate.heads import with_fresh_output_layer
 from simulate.simulation import SimulationConfig, warm_start_of
@@ -143,7 +144,9 @@ def _proxy_run(spec: dict, cls_spec: LossSpec, reg_spec: LossSpec) -> dict:
     report_progress(phase="data")
     train_data, eval_data = _data_pair(spec["data"], spec.get("eval_data"), spec["eval_split"], spec.get("data_root"))
     shape, workers = geometry(spec), spec.get("data_workers", 0)
-    config = make_config(train_data.num_classes, shape.canvases[0], spec["detector_preset"], spec["detector"])
+    weights = spec.get("backbone_weights")
+    config = make_config(train_data.num_classes, shape.canvases[0], spec["detector_preset"], spec["detector"],
+                         **(PRETRAINED_BACKBONE if weights else {}))
     report_progress(phase="train", step=0, steps=spec["steps"])
     started = time.perf_counter()
     with training_stream(train_data, shape, batch_size=spec["batch_size"], seed=spec["seed"],
@@ -173,7 +176,8 @@ def initial_params(spec: dict, config):
     """The parameters a proxy training starts from: None (scratch), or the warm start with the branch layer fresh."""
     init = spec.get("init")
     if not init:
-        return None
+        weights = spec.get("backbone_weights")
+        return pretrained_params(config, weights, spec["seed"]) if weights else None
     params = init["params"] if "params" in init else _warm_start(json.dumps(init["warm_start"], sort_keys=True))
     if init.get("fresh_branch"):
         fresh = get_detector(spec["detector"]).init_params(config, jax.random.key(spec["seed"] + 1))  # as MOS does
@@ -237,6 +241,7 @@ def _experiment(spec: dict, cls_spec: LossSpec, reg_spec: LossSpec, out_dir) -> 
         max_size=spec.get("image_max_size"),
         workers=spec.get("data_workers", 0),
         preset=spec["detector_preset"],
+        backbone_weights=spec.get("backbone_weights"),
         cls_loss=cls_spec.fn,
         reg_loss=reg_spec.fn,
         alpha_balance=cls_spec.alpha_balance,

@@ -81,6 +81,9 @@ class SearchConfig:
     image_max_size: int = _int(0, 0, 8192, "longer image side at most L in pixels; 0: L = S (fit into a square)")
     data_workers: int = _int(0, 0, 64, "input pipeline worker processes per training (0: decode in threads)")
     detector_preset: str = _text("tiny", "detector size preset (tiny, resnet18, resnet50)", optional=False)
+    backbone_weights: str | None = _text(None, "ImageNet-pretrained ResNet weights in torchvision's layout (.pth, "
+                                         ".safetensors or .npz) for the resnet18/resnet50 presets: frozen BatchNorm, "
+                                         "frozen stem and first stage (default: random init, GroupNorm)")
     seed: int = _int(0, 0, 2**31 - 1, "seed of every random choice, the proxy and the final training")
     # the evolution
     generations: int = _int(3, 1, 100_000, "number of generations")

@@ -46,7 +46,7 @@ from symbolic.candidate import Candidate
 STATE_VERSION = 1
 STAGES = ("search", "final", "done")
 WARM_START_FIELDS = ("detector", "data", "data_root", "image_size", "image_max_size", "preset", "seed",
-                     "warm_start_steps", "warm_start_batch_size")
+                     "backbone_weights", "warm_start_steps", "warm_start_batch_size")
 
 
 class MosUnavailable(ValueError):
@@ -116,7 +116,7 @@ def simulation_config(config: SearchConfig, branch: str):
                                 f"known: {', '.join(sorted(fields))}")
     values = {"detector": config.detector, "data": config.data, "data_root": config.data_root,
               "image_size": config.image_size, "image_max_size": config.image_max_size or None,
-              "preset": config.detector_preset, "branch": branch,
+              "preset": config.detector_preset, "backbone_weights": config.backbone_weights, "branch": branch,
               "seed": config.seed}
     values = {key: value for key, value in values.items() if key in fields}
     try:
@@ -146,7 +146,8 @@ def task_spec(config: SearchConfig, losses: Mapping[str, dict], *, final: bool =
         if warm_start is not None:
             init["params"] = warm_start
     return {
-        "detector": config.detector, "detector_preset": config.detector_preset, "data": config.data,
+        "detector": config.detector, "detector_preset": config.detector_preset,
+        "backbone_weights": config.backbone_weights, "data": config.data,
         "data_root": config.data_root, "image_size": config.image_size, "image_max_size": config.image_max_size or None,
         "data_workers": config.data_workers, "optimizer": config.optimizer,
         "learning_rate": config.learning_rate, "seed": config.seed,

@@ -28,6 +28,7 @@ _SOURCES = {
     "detection.inference": ("detect", "evaluate_model"),
     "detection.losses": ("CLS_LOSSES", "REG_LOSSES"),
     "detection.pipeline": ("BatchStream", "evaluation_batches", "training_stream"),
+    "detection.pretrained": ("BackboneWeightsError", "load_backbone_params", "read_state_dict"),
     "detection.shapes": ("ShapesConfig", "ensure_shapes_dataset"),
     "detection.training": ("TrainingDiverged", "TrainResult", "train"),
 }

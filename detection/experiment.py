@@ -26,6 +26,7 @@ from detection.geometry import Geometry
 from detection.inference import evaluate_model
 from detection.optim import OptimizerConfig
 from detection.pipeline import training_stream
+from detection.pretrained import PRETRAINED_BACKBONE, load_backbone_params, pretrained_params
 from detection.training import train
 
 EXPERIMENT_FILE = "experiment.json"
@@ -73,6 +74,7 @@ def run_experiment(
     max_size: int | None = None,
     train_short_sides: tuple[int, ...] = (),
     preset: str = "tiny",
+    backbone_weights: str | os.PathLike | None = None,
     config_overrides: dict[str, Any] | None = None,
     cls_loss: str | Callable | None = None,
     reg_loss: str | Callable = "giou",
@@ -97,7 +99,9 @@ def run_experiment(
     ``max_size`` (default ``image_size``: fit into a square), multi-scale training draws the shorter side
     from ``train_short_sides`` (:class:`detection.geometry.Geometry`); ``workers`` > 0 decodes in that many
     processes. Losses are names or callables as for :func:`detection.training.train`;
-    ``loss_descriptions`` (JSON-ready) are stored with the model. ``steps`` and ``optimizer`` default to
+    ``loss_descriptions`` (JSON-ready) are stored with the model. ``backbone_weights`` is a file of
+    ImageNet-pretrained ResNet weights in torchvision's layout (:mod:`detection.pretrained`), fine-tuned with
+    frozen BatchNorm and a frozen stem and first stage. ``steps`` and ``optimizer`` default to
     the detector's default schedule. Running again with the same ``out_dir`` and settings resumes from its
     checkpoint, data position included.
     """
@@ -106,10 +110,13 @@ def run_experiment(
     steps = steps or defaults.default_steps
     optimizer = optimizer or defaults.default_optimizer
     geometry = Geometry(short_side=image_size, max_size=max_size, train_short_sides=train_short_sides)
-    make_config(1, geometry.canvases[0], preset, detector, **(config_overrides or {}))  # bad settings fail before data
+    config_overrides = {**(PRETRAINED_BACKBONE if backbone_weights else {}), **(config_overrides or {})}
+    config = make_config(1, geometry.canvases[0], preset, detector, **config_overrides)  # bad settings fail before data
+    if backbone_weights:
+        load_backbone_params(backbone_weights, config)  # a bad file too
     train_data, eval_set, eval_split = load_data_pair(data, eval_data, train_split, eval_split, root=data_root,
                                                       progress=progress)
-    config = make_config(train_data.num_classes, geometry.canvases[0], preset, detector, **(config_overrides or {}))
+    config = make_config(train_data.num_classes, geometry.canvases[0], preset, detector, **config_overrides)
     losses = loss_descriptions or {"cls": _name_of(cls_loss), "reg": _name_of(reg_loss)}
     losses = {**losses, "alpha_balance": alpha_balance}
     write_experiment_metadata(
@@ -117,6 +124,7 @@ def run_experiment(
         {
             "detector": detector,
             "preset": preset,
+            "backbone_weights": None if backbone_weights is None else str(backbone_weights),
             "config": dataclasses.asdict(config),
             "class_names": list(train_data.class_names),
             "image_size": list(config.image_size),
@@ -141,6 +149,7 @@ def run_experiment(
             config,
             batches,
             steps=steps,
+            params=pretrained_params(config, backbone_weights, seed) if backbone_weights else None,
             cls_loss=cls_loss,
             reg_loss=reg_loss,
             alpha_balance=alpha_balance,

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from detection.anchors import decode_deltas
-from detection.backbone import BACKBONES, FPN, ResNet, compile_initializer, normalize_images, typed_key
+from detection.backbone import FPN, backbone_of, compile_initializer, normalize_images, typed_key
 from detection.boxes import Detections, batched_nms, clip_boxes
 from detection.faster_rcnn_config import PRESETS, RESNET50_FPN, FasterRCNNConfig
 from detection.roi_align import multilevel_roi_align
@@ -69,7 +69,7 @@ class FasterRCNN(nn.Module):
 
     def setup(self):
         cfg = self.config
-        self.backbone = ResNet(BACKBONES[cfg.backbone])
+        self.backbone = backbone_of(cfg)
         self.fpn = FPN(cfg.fpn_width, cfg.strides)
         self.rpn = RPNHead(cfg.fpn_width, cfg.num_anchors_per_cell)
         self.box_head = BoxHead(cfg.num_classes, cfg.head_width)

@@ -25,7 +25,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from detection.backbone import BACKBONES, FPN, ResNet, compile_initializer, norm, normalize_images, typed_key
+from detection.backbone import (
+    FPN,
+    backbone_of,
+    check_backbone_fields,
+    compile_initializer,
+    norm,
+    normalize_images,
+    typed_key,
+)
 from detection.boxes import Detections, batched_nms, clip_boxes, decode_ltrb
 from detection.fcos_targets import FeaturePoints, default_size_ranges, feature_points
 
@@ -53,6 +61,8 @@ class FCOSConfig:
     num_classes: int = 80
     image_size: int | tuple[int, int] = 128  # (height, width) or a square side
     backbone: str = "tiny"  # a key of detection.backbone.BACKBONES
+    backbone_norm: str = "group"  # "group" (from scratch) or "frozen_bn" (pretrained weights, detection.pretrained)
+    frozen_stages: int = 0  # backbone stem and first stages without training; 1 with pretrained weights
     fpn_width: int = 64  # also the head width
     head_convs: int = 2  # conv + GroupNorm + ReLU layers per head tower (4 in FCOS)
     strides: tuple[int, ...] = (8, 16, 32)
@@ -83,10 +93,7 @@ class FCOSConfig:
         if self.size_ranges is None:
             object.__setattr__(self, "size_ranges", default_size_ranges(self.strides, self.size_range_multiple))
         object.__setattr__(self, "size_ranges", tuple(tuple(map(float, r)) for r in self.size_ranges))
-        if self.backbone not in BACKBONES:
-            raise ValueError(
-                f"FCOSConfig.backbone={self.backbone!r} is unknown; choose one of {sorted(BACKBONES)}"
-            )
+        check_backbone_fields(self)
         if self.regression not in ("relu", "exp"):
             raise ValueError(f"FCOSConfig.regression={self.regression!r}; choose 'relu' or 'exp'")
         if self.regression_weighting not in REGRESSION_WEIGHTINGS:
@@ -184,7 +191,7 @@ class FCOS(nn.Module):
 
     def setup(self):
         cfg = self.config
-        self.backbone = ResNet(BACKBONES[cfg.backbone])
+        self.backbone = backbone_of(cfg)
         self.fpn = FPN(cfg.fpn_width, cfg.strides)
         self.head = FCOSHead(cfg)
 

@@ -140,6 +140,7 @@ def test_train_refuses_a_folder_that_is_not_empty_and_not_a_run(tmp_path):
         (["train", "--loss-cls", "cse_b_reg"], "'cse_b_reg' is a reg-form loss"),
         (["train", "--loss-cls", "1 - i/u"], "is an input of the reg form"),
         (["train", "--steps", "0"], "--steps must be at least 1, got 0"),
+        (["train", "--preset", "resnet18", "--backbone-weights", "/nowhere/r18.pth"], "/nowhere/r18.pth not found"),
         (["evaluate", "/nowhere/run"], "/nowhere/run/experiment.json not found"),
     ],
 )
