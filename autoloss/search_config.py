@@ -321,18 +321,22 @@ def describe_settings() -> str:
 
 
 # demo: the default, about 10 minutes on two CPU cores (benchmarks/search_demo.py); small: a longer CPU
-# run; paper: a COCO-scale GPU configuration with the paper's detector (FCOS, ResNet-50 FPN, 1x-style
-# final schedule, Sec. 4.1) and a large M with few proxy trainings per generation. Not run in CI.
+# run; paper: a COCO-scale GPU configuration with the paper's detector (FCOS, ImageNet-pretrained ResNet-50
+# FPN, 1x-style final schedule, Sec. 4.1) and a large M with few proxy trainings per generation. Not run in CI.
+# Its files: `autoloss split-coco coco/annotations/instances_train2017.json --search-val 10000 --seed 0
+# --final coco/annotations/instances_val2017.json --out coco/annotations/search` holds out the paper's 10k
+# search-validation images, and torchvision's resnet50-0676ba61.pth goes into weights/ (README).
 PRESETS: dict[str, dict[str, Any]] = {
     "demo": {},
     "small": {
         "generations": 6, "population": 96, "top_k": 4, "parents": 4, "proxy_steps": 400, "final_steps": 5000,
     },
     "paper": {
-        "data": "coco,holdout=0:coco/annotations/instances_train2017.json:coco/train2017",
-        "search_val_data": "coco:coco/annotations/instances_searchval2017.json:coco/train2017",
+        "data": "coco,holdout=0:coco/annotations/search/search_train.json:coco/train2017",
+        "search_val_data": "coco:coco/annotations/search/search_val.json:coco/train2017",
         "final_val_data": "coco:coco/annotations/instances_val2017.json:coco/val2017",
         "image_size": 800, "image_max_size": 1333, "data_workers": 4, "detector_preset": "resnet50",
+        "backbone_weights": "weights/resnet50-0676ba61.pth",
         "generations": 10, "population": 1000,
         "max_generated": 10**8, "top_k": 16, "parents": 8, "max_size": 48, "max_depth": 10, "mos_batch_size": 256,
         "proxy_steps": 7330, "proxy_batch_size": 16, "optimizer": "sgd", "learning_rate": 1e-2,

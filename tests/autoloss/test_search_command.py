@@ -130,4 +130,4 @@ def test_an_unreachable_dask_scheduler_exits_2_within_seconds(tmp_path, capsys):
 def test_the_paper_preset_is_documented_but_needs_its_coco_files(tmp_path, capsys):
     assert SearchConfig.preset("paper").final_steps == 90_000
     code, _, err = run_cli(capsys, "search", "--preset", "paper", "--out", tmp_path / "run")
-    assert code == 2 and "setting 'data': coco/annotations/instances_train2017.json does not exist" in err
+    assert code == 2 and "setting 'data': coco/annotations/search/search_train.json does not exist" in err
