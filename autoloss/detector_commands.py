@@ -15,6 +15,7 @@ from pathlib import Path
 
 from autoloss.cli_contract import UsageError
 from autoloss.loss_specs import resolve_cls_loss, resolve_reg_loss
+from detection.backbone import PRECISIONS
 from detection.detectors import DETECTORS, get_detector
 from detection.evaluation import format_ap_table
 from detection.experiment import (
@@ -59,6 +60,7 @@ def run_train(args: argparse.Namespace) -> dict:
         workers=args.data_workers,
         preset=args.preset,
         backbone_weights=args.backbone_weights,
+        config_overrides={"precision": args.precision},
         cls_loss=cls_spec.fn,
         reg_loss=reg_spec.fn,
         alpha_balance=cls_spec.alpha_balance,
@@ -184,6 +186,8 @@ def add_detector_commands(sub: argparse._SubParsersAction, json_flag: argparse.A
     train.add_argument("--backbone-weights", metavar="FILE", help="ImageNet-pretrained ResNet weights in torchvision's "
                        "layout (.pth state dict, or .safetensors/.npz with the same names) for --preset resnet18 or "
                        "resnet50; the backbone then has frozen BatchNorm and a frozen stem and first stage")
+    train.add_argument("--precision", choices=tuple(PRECISIONS), default="float32", help="compute dtype of the "
+                       "layers: bfloat16 for speed on GPUs/TPUs (parameters and losses stay float32; default float32)")
     train.add_argument(
         "--eval-split",
         default="final_val",

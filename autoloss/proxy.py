@@ -3,7 +3,8 @@
 :func:`train_and_evaluate` is a top-level function of one plain dict (picklable), so it runs in a
 worker process of any executor, local or Dask (``autoloss.executors``). A task spec::
 
-    {"detector": "fcos", "detector_preset": "tiny", "backbone_weights": None, "data": "shapes", "data_root": None,
+    {"detector": "fcos", "detector_preset": "tiny", "backbone_weights": None, "precision": "float32",
+     "data": "shapes", "data_root": None,
      "eval_data": None, "eval_split": "search_val", "image_size": 128, "image_max_size": None, "data_workers": 0,
      "steps": 150, "batch_size": 16, "optimizer": "adamw", "learning_rate": 0.002, "seed": 0,
      "cls": {"name": "focal"} or {"prefix": "Neg(Log(Sig(X)))", "form": "sigmoid"},
@@ -146,7 +147,7 @@ def _proxy_run(spec: dict, cls_spec: LossSpec, reg_spec: LossSpec) -> dict:
     shape, workers = geometry(spec), spec.get("data_workers", 0)
     weights = spec.get("backbone_weights")
     config = make_config(train_data.num_classes, shape.canvases[0], spec["detector_preset"], spec["detector"],
-                         **(PRETRAINED_BACKBONE if weights else {}))
+                         precision=spec.get("precision", "float32"), **(PRETRAINED_BACKBONE if weights else {}))
     report_progress(phase="train", step=0, steps=spec["steps"])
     started = time.perf_counter()
     with training_stream(train_data, shape, batch_size=spec["batch_size"], seed=spec["seed"],
@@ -242,6 +243,7 @@ def _experiment(spec: dict, cls_spec: LossSpec, reg_spec: LossSpec, out_dir) -> 
         workers=spec.get("data_workers", 0),
         preset=spec["detector_preset"],
         backbone_weights=spec.get("backbone_weights"),
+        config_overrides={"precision": spec.get("precision", "float32")},
         cls_loss=cls_spec.fn,
         reg_loss=reg_spec.fn,
         alpha_balance=cls_spec.alpha_balance,

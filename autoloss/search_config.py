@@ -84,6 +84,8 @@ class SearchConfig:
     backbone_weights: str | None = _text(None, "ImageNet-pretrained ResNet weights in torchvision's layout (.pth, "
                                          ".safetensors or .npz) for the resnet18/resnet50 presets: frozen BatchNorm, "
                                          "frozen stem and first stage (default: random init, GroupNorm)")
+    precision: str = _choice("float32", ("float32", "bfloat16"), "compute dtype of proxy and final trainings "
+                             "(bfloat16: faster on GPUs; parameters and losses stay float32)")
     seed: int = _int(0, 0, 2**31 - 1, "seed of every random choice, the proxy and the final training")
     # the evolution
     generations: int = _int(3, 1, 100_000, "number of generations")

@@ -147,7 +147,7 @@ def task_spec(config: SearchConfig, losses: Mapping[str, dict], *, final: bool =
             init["params"] = warm_start
     return {
         "detector": config.detector, "detector_preset": config.detector_preset,
-        "backbone_weights": config.backbone_weights, "data": config.data,
+        "backbone_weights": config.backbone_weights, "precision": config.precision, "data": config.data,
         "data_root": config.data_root, "image_size": config.image_size, "image_max_size": config.image_max_size or None,
         "data_workers": config.data_workers, "optimizer": config.optimizer,
         "learning_rate": config.learning_rate, "seed": config.seed,

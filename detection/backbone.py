@@ -22,7 +22,9 @@ a stride-2 layer's even input only at the end), so the imported weights see the 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -55,6 +57,8 @@ BACKBONES: dict[str, BackboneSpec] = {
 
 
 NORMS = ("group", "frozen_bn")  # GroupNorm from scratch; frozen BatchNorm for pretrained weights
+# Compute dtypes of a detector's layers (its config's ``precision``); parameters stay float32, losses run in float32.
+PRECISIONS = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 def num_groups(channels: int, max_groups: int = 32) -> int:
@@ -65,9 +69,9 @@ def num_groups(channels: int, max_groups: int = 32) -> int:
     return groups
 
 
-def norm(channels: int, name: str | None = None) -> nn.GroupNorm:
-    """Return a GroupNorm layer sized for ``channels``."""
-    return nn.GroupNorm(num_groups=num_groups(channels), name=name)
+def norm(channels: int, name: str | None = None, dtype=jnp.float32) -> nn.GroupNorm:
+    """Return a GroupNorm layer sized for ``channels``, computing in ``dtype`` (its statistics in float32)."""
+    return nn.GroupNorm(num_groups=num_groups(channels), name=name, dtype=dtype)
 
 
 class FrozenBatchNorm(nn.Module):
@@ -89,15 +93,15 @@ class FrozenBatchNorm(nn.Module):
         return x * factor.astype(x.dtype) + (bias - mean * factor).astype(x.dtype)
 
 
-def _layers(norm_kind: str):
+def _layers(norm_kind: str, dtype):
     """Return ``(norm(channels), conv(width, kernel, stride))`` factories of a backbone with ``norm_kind``."""
 
     def conv(width: int, kernel: int, stride: int = 1) -> nn.Conv:
         padding = [(kernel // 2, kernel // 2)] * 2 if norm_kind == "frozen_bn" else "SAME"
-        return nn.Conv(width, (kernel, kernel), stride, padding=padding, use_bias=False)
+        return nn.Conv(width, (kernel, kernel), stride, padding=padding, use_bias=False, dtype=dtype)
 
     def make_norm(channels: int) -> nn.Module:
-        return FrozenBatchNorm(channels) if norm_kind == "frozen_bn" else norm(channels)
+        return FrozenBatchNorm(channels) if norm_kind == "frozen_bn" else norm(channels, dtype=dtype)
 
     return make_norm, conv
 
@@ -108,10 +112,11 @@ class BasicBlock(nn.Module):
     width: int
     stride: int = 1
     norm: str = "group"
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        make_norm, conv = _layers(self.norm)
+        make_norm, conv = _layers(self.norm, self.dtype)
         y = nn.relu(make_norm(self.width)(conv(self.width, 3, self.stride)(x)))
         y = make_norm(self.width)(conv(self.width, 3)(y))
         if x.shape[-1] != self.width or self.stride != 1:
@@ -125,10 +130,11 @@ class Bottleneck(nn.Module):
     width: int
     stride: int = 1
     norm: str = "group"
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        make_norm, conv = _layers(self.norm)
+        make_norm, conv = _layers(self.norm, self.dtype)
         out_width = 4 * self.width
         y = nn.relu(make_norm(self.width)(conv(self.width, 1)(x)))
         y = nn.relu(make_norm(self.width)(conv(self.width, 3, self.stride)(y)))
@@ -148,19 +154,20 @@ class ResNet(nn.Module):
     spec: BackboneSpec
     norm: str = "group"
     frozen_stages: int = 0
+    dtype: Any = jnp.float32  # of the computation; parameters are float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> dict[int, jax.Array]:
         spec = self.spec
         block = {"basic": BasicBlock, "bottleneck": Bottleneck}[spec.block]
-        make_norm, conv = _layers(self.norm)
+        make_norm, conv = _layers(self.norm, self.dtype)
         x = nn.relu(make_norm(spec.stem_width)(conv(spec.stem_width, spec.stem_kernel, 2)(x)))
         pool_padding = ((1, 1), (1, 1)) if self.norm == "frozen_bn" else "SAME"
         x = nn.max_pool(x, (3, 3), (2, 2), padding=pool_padding)
         features = {}
         for stage, (width, depth) in enumerate(zip(spec.widths, spec.depths, strict=True)):
             for index in range(depth):
-                x = block(width, stride=2 if stage > 0 and index == 0 else 1, norm=self.norm)(x)
+                x = block(width, stride=2 if stage > 0 and index == 0 else 1, norm=self.norm, dtype=self.dtype)(x)
             if stage < self.frozen_stages:  # also stops the stem's gradient
                 x = jax.lax.stop_gradient(x)
             features[4 * 2**stage] = x
@@ -168,8 +175,10 @@ class ResNet(nn.Module):
 
 
 def backbone_of(config) -> ResNet:
-    """Return the backbone module of a detector config (fields ``backbone``, ``backbone_norm``, ``frozen_stages``)."""
-    return ResNet(BACKBONES[config.backbone], norm=config.backbone_norm, frozen_stages=config.frozen_stages)
+    """Return the backbone module of a detector config (fields ``backbone``, ``backbone_norm``, ``frozen_stages``,
+    ``precision``)."""
+    return ResNet(BACKBONES[config.backbone], norm=config.backbone_norm, frozen_stages=config.frozen_stages,
+                  dtype=PRECISIONS[config.precision])
 
 
 def check_backbone_fields(config) -> None:
@@ -179,6 +188,8 @@ def check_backbone_fields(config) -> None:
         raise ValueError(f"{name}.backbone={config.backbone!r} is unknown; choose one of {sorted(BACKBONES)}")
     if config.backbone_norm not in NORMS:
         raise ValueError(f"{name}.backbone_norm={config.backbone_norm!r}; choose one of {', '.join(NORMS)}")
+    if config.precision not in PRECISIONS:
+        raise ValueError(f"{name}.precision={config.precision!r}; choose one of {', '.join(PRECISIONS)}")
     stages = len(BACKBONES[config.backbone].depths)
     if not 0 <= config.frozen_stages <= stages:
         raise ValueError(f"{name}.frozen_stages={config.frozen_stages}; choose 0 to {stages} (1: the stem and the "
@@ -218,11 +229,13 @@ class FPN(nn.Module):
 
     width: int
     strides: tuple[int, ...]
+    dtype: Any = jnp.float32  # of the computation; parameters are float32
 
     @nn.compact
     def __call__(self, features: dict[int, jax.Array]) -> list[jax.Array]:
+        conv = functools.partial(nn.Conv, dtype=self.dtype)
         lateral_strides = sorted(s for s in features if s >= min(self.strides))
-        laterals = {s: nn.Conv(self.width, (1, 1), name=f"lateral_{s}")(features[s]) for s in lateral_strides}
+        laterals = {s: conv(self.width, (1, 1), name=f"lateral_{s}")(features[s]) for s in lateral_strides}
         top_down = {}
         previous = None
         for s in reversed(lateral_strides):
@@ -230,10 +243,10 @@ class FPN(nn.Module):
             if previous is not None:
                 merged = merged + jax.image.resize(previous, merged.shape, "nearest")
             top_down[s] = previous = merged
-        outputs = {s: nn.Conv(self.width, (3, 3), name=f"output_{s}")(top_down[s]) for s in lateral_strides}
+        outputs = {s: conv(self.width, (3, 3), name=f"output_{s}")(top_down[s]) for s in lateral_strides}
         last = outputs[max(lateral_strides)]
         for s in sorted(s for s in self.strides if s > max(lateral_strides)):
-            last = nn.Conv(self.width, (3, 3), 2, name=f"extra_{s}")(nn.relu(last) if s > 64 else last)
+            last = conv(self.width, (3, 3), 2, name=f"extra_{s}")(nn.relu(last) if s > 64 else last)
             outputs[s] = last
         return [outputs[s] for s in self.strides]
 

@@ -29,6 +29,7 @@ class FasterRCNNConfig:
     backbone: str = "tiny"  # a key of detection.backbone.BACKBONES
     backbone_norm: str = "group"  # "group" (from scratch) or "frozen_bn" (pretrained weights, detection.pretrained)
     frozen_stages: int = 0  # backbone stem and first stages without training; 1 with pretrained weights
+    precision: str = "float32"  # compute dtype of the layers (detection.backbone.PRECISIONS); params, losses float32
     fpn_width: int = 32  # FPN channels, also the RPN conv width
     strides: tuple[int, ...] = (8, 16, 32)  # FPN levels; the RPN runs on all of them
     roi_strides: tuple[int, ...] = (8, 16, 32)  # levels RoIAlign samples from (P2-P5 in Faster R-CNN)
