@@ -14,18 +14,19 @@ import math
 from pathlib import Path
 
 from autoloss.cli_contract import UsageError
-from autoloss.loss_specs import resolve_cls_loss, resolve_reg_loss
+from autoloss.loss_specs import losses_of, resolve_cls_loss, resolve_reg_loss
 from detection.backbone import PRECISIONS
 from detection.detectors import DETECTORS, get_detector
 from detection.evaluation import format_ap_table
 from detection.experiment import (
-    DEFAULT_BATCH_SIZE,
     EXPERIMENT_FILE,
     evaluate_checkpoint,
     read_experiment_metadata,
     run_directory,
     run_experiment,
 )
+from detection.experiment_spec import DEFAULT_BATCH_SIZE, DataSpec, ExperimentSpec, ModelSpec, Schedule
+from detection.geometry import Geometry
 from detection.shapes import SPLITS
 
 DATA_HELP = ("dataset: shapes (built-in, generated on first use), shapes:KEY=VALUE,... (a variant, e.g. "
@@ -51,26 +52,15 @@ def run_train(args: argparse.Namespace) -> dict:
     check_train_directory(out_dir)
     cls_spec = resolve_cls_loss(args.loss_cls or detector.default_cls_loss, detector.cls_form)
     reg_spec = resolve_reg_loss(args.loss_reg)
-    result = run_experiment(
-        detector=args.detector,
-        data=args.data,
-        eval_data=args.eval_data,
-        image_size=args.image_size,
-        max_size=args.max_size,
-        workers=args.data_workers,
-        preset=args.preset,
-        backbone_weights=args.backbone_weights,
-        config_overrides={"precision": args.precision},
-        cls_loss=cls_spec.fn,
-        reg_loss=reg_spec.fn,
-        alpha_balance=cls_spec.alpha_balance,
-        loss_descriptions={"cls": cls_spec.description, "reg": reg_spec.description},
-        steps=args.steps,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        out_dir=out_dir,
-        eval_split=args.eval_split,
+    spec = ExperimentSpec(
+        data=DataSpec(train=args.data, eval=args.eval_data, eval_split=args.eval_split, workers=args.data_workers),
+        geometry=Geometry(short_side=args.image_size, max_size=args.max_size),
+        model=ModelSpec(detector=args.detector, preset=args.preset, backbone_weights=args.backbone_weights,
+                        precision=args.precision),
+        schedule=Schedule(steps=args.steps, batch_size=args.batch_size, seed=args.seed),
+        losses=losses_of(cls_spec, reg_spec),
     )
+    result = run_experiment(spec, out_dir)
     return {"command": "train", "detector": args.detector, "data": args.data, **_finite(result.to_dict())}
 
 

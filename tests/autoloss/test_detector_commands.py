@@ -200,7 +200,7 @@ def test_divergence_stops_with_a_clear_message(monkeypatch):
     from autoloss import detector_commands
     from detection.training import TrainingDiverged
 
-    def diverge(**kwargs):
+    def diverge(*args, **kwargs):
         raise TrainingDiverged(7, {"loss": float("nan")})
 
     monkeypatch.setattr(detector_commands, "run_experiment", diverge)
