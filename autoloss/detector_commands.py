@@ -99,7 +99,7 @@ def raise_problems(problems: list[Exception]) -> None:
         raise problems[0]
     if problems:
         listed = "\n".join(f"  - {_message(problem)}" for problem in problems)
-        raise UsageError(f"{len(problems)} problems:\n{listed}", hint="fix them all (nothing was run)")
+        raise UsageError(f"{len(problems)} problems, nothing was run:\n{listed}")
 
 
 def _message(problem: Exception) -> str:

@@ -243,7 +243,7 @@ def test_dry_run_names_every_problem_and_trains_nothing(tmp_path):
                              "coco:/nowhere/ann.json:/nowhere", "--eval-data", "voc:/nowhere/VOC",
                              "--backbone-weights", "/nowhere/r18.pth", "--out", tmp_path / "run", "--json")
     assert code == 2 and json.loads(out)["error"]["kind"] == "usage"
-    assert "4 problems:" in err
+    assert "4 problems, nothing was run:" in err
     for problem in ("--steps must be at least 1, got 0", "/nowhere/r18.pth not found",
                     "training data 'coco:/nowhere/ann.json:/nowhere'", "evaluation data 'voc:/nowhere/VOC'"):
         assert problem in err
