@@ -16,7 +16,9 @@ NCHW in torch). ``fc.*`` (the ImageNet classifier) and ``num_batches_tracked`` a
 from __future__ import annotations
 
 import json
+import pickle
 import re
+import zipfile
 from pathlib import Path
 
 import jax
@@ -27,6 +29,7 @@ import numpy as np
 from detection.backbone import BACKBONES, BackboneSpec, backbone_of
 
 SUFFIXES = (".pth", ".pt", ".safetensors", ".npz")
+UNREADABLE = (OSError, ValueError, KeyError, TypeError, RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile)
 UNUSED = re.compile(r"^fc\.|\.num_batches_tracked$")
 _BN = {"weight": "scale", "bias": "bias", "running_mean": "mean", "running_var": "var"}
 _ARCHITECTURES = {  # (block, depths) -> torchvision's name
@@ -68,7 +71,9 @@ def read_state_dict(path: str | Path) -> dict[str, np.ndarray]:
             tensors = _read_safetensors(path)
         else:
             tensors = _read_torch(path)
-    except (OSError, ValueError, KeyError, RuntimeError) as error:
+    except BackboneWeightsError:
+        raise
+    except UNREADABLE as error:
         raise BackboneWeightsError(f"{path}: unreadable weights file ({error})") from None
     return {name: np.asarray(value, np.float32) for name, value in tensors.items()}
 

@@ -112,6 +112,10 @@ def test_bad_files_are_refused(tmp_path):
     (tmp_path / "w.bin").write_bytes(b"")
     with pytest.raises(BackboneWeightsError, match="unknown weights format"):
         read_state_dict(tmp_path / "w.bin")
+    for name in ("w.pth", "w.npz", "w.safetensors"):
+        (tmp_path / name).write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not a weights file at all")
+        with pytest.raises(BackboneWeightsError, match=f"{name}: unreadable weights file"):
+            read_state_dict(tmp_path / name)
 
 
 def test_weights_replace_the_detectors_backbone(tmp_path):
