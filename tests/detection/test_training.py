@@ -237,9 +237,7 @@ TWO_DEVICE_SCRIPT = textwrap.dedent(
     import json, sys
     import jax, numpy as np
     sys.path.insert(0, sys.argv[1])
-    from detection.detectors import detector_of
-from detection.fcos import FCOSConfig, apply_model, init_params
-from detection.fcos_loss import fcos_loss_from_params
+    from detection.fcos import FCOSConfig
     from detection.losses import as_cls_loss, as_reg_loss
     from detection.optim import OptimizerConfig
     from detection.training import create_train_state, data_parallel_mesh, make_train_step, replicate, shard_batch
