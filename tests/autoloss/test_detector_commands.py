@@ -143,7 +143,6 @@ def test_train_refuses_a_folder_that_is_not_empty_and_not_a_run(tmp_path):
         (["train", "--steps", "0"], "--steps must be at least 1, got 0"),
         (["train", "--preset", "resnet18", "--backbone-weights", "/nowhere/r18.pth"], "/nowhere/r18.pth not found"),
         (["evaluate", "/nowhere/run"], "/nowhere/run/experiment.json not found"),
-        (["split-coco", "/nowhere/ann.json", "--out", "/nowhere/split"], "/nowhere/ann.json"),
     ],
 )
 def test_bad_input_exits_2_with_a_clear_message(argv, message):
