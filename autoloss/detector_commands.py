@@ -223,7 +223,8 @@ def add_detector_commands(sub: argparse._SubParsersAction, json_flag: argparse.A
                        "resnet50; the backbone then has frozen BatchNorm and a frozen stem and first stage")
     train.add_argument("--dry-run", action="store_true", help="check every setting, path and file, report every "
                        "problem (exit 2) or the plan: images per split, canvas, per-step memory, steps and the time "
-                       "estimated from a few timed steps; nothing is trained or written")
+                       "estimated from a few timed steps; nothing is trained (the built-in dataset is generated if "
+                       "missing)")
     train.add_argument("--precision", choices=tuple(PRECISIONS), default="float32", help="compute dtype of the "
                        "layers: bfloat16 for speed on GPUs/TPUs (parameters and losses stay float32; default float32)")
     train.add_argument(

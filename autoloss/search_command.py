@@ -87,7 +87,8 @@ def add_search_parser(sub: argparse._SubParsersAction, json_flag: argparse.Argum
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR (e.g. after a kill)")
     parser.add_argument("--dry-run", action="store_true", help="check every path and setting (data, weights, run "
                         "folder, MOS settings, Dask workers), report every problem (exit 2) or the plan of the "
-                        "proxy and final trainings with their estimated time; nothing is searched or written")
+                        "proxy and final trainings with their estimated time; nothing is searched (the built-in "
+                        "dataset is generated if missing)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars and lines on stderr")
     group = parser.add_argument_group("settings (defaults of the demo preset)")
     for name, field in SETTINGS.items():

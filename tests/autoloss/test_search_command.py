@@ -136,12 +136,14 @@ def test_the_paper_preset_is_documented_but_needs_its_coco_files(tmp_path, capsy
 def test_dry_run_names_every_problem_of_the_paper_preset(tmp_path, capsys):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "notes.txt").write_text("x")
-    code, out, err = run_cli(capsys, "search", "--preset", "paper", "--dry-run", "--out", tmp_path / "run", "--json")
+    code, out, err = run_cli(capsys, "search", "--preset", "paper", "--dry-run", "--out", tmp_path / "run", "--json",
+                             "--dask-scheduler", "tcp://127.0.0.1:9", "--dask-connect-timeout", "1")
     assert code == 2 and json.loads(out)["error"]["kind"] == "usage"
     for problem in ("setting 'data': coco/annotations/search/search_train.json does not exist",
                     "setting 'search_val_data': coco/annotations/search/search_val.json does not exist",
                     "setting 'final_val_data': coco/annotations/instances_val2017.json does not exist",
-                    "run is not empty and not a search run", "weights/resnet50-0676ba61.pth not found"):
+                    "run is not empty and not a search run", "weights/resnet50-0676ba61.pth not found",
+                    "cannot reach the Dask scheduler at 'tcp://127.0.0.1:9' within 1 s"):
         assert problem in err
     assert err.count("resnet50-0676ba61.pth not found") == 1  # the proxy's and the final trainings' problem, once
     assert (tmp_path / "run" / "notes.txt").read_text() == "x"
