@@ -35,6 +35,7 @@ from autoloss.refine_command import REFINE_COMMANDS, add_refine_parser
 from autoloss.report_command import REPORT_COMMANDS, add_report_parser
 from autoloss.search_command import SEARCH_COMMANDS, add_search_parser
 from autoloss.simulate_command import SIMULATE_COMMANDS, add_simulate_parser
+from autoloss.split_command import SPLIT_COMMANDS, add_split_parser
 from symbolic.candidate import Candidate
 from symbolic.cpv import DEFAULT_TIME_BUDGET, Verdict, format_verdict, verify
 from symbolic.forms import FORMS
@@ -122,6 +123,7 @@ COMMANDS: dict[str, Command] = {
     **REPORT_COMMANDS,
     **SEARCH_COMMANDS,
     **SIMULATE_COMMANDS,
+    **SPLIT_COMMANDS,
 }
 
 
@@ -167,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_report_parser(sub, json_flag)
     add_search_parser(sub, json_flag)
     add_simulate_parser(sub, json_flag)
+    add_split_parser(sub, json_flag)
     return parser
 
 

@@ -27,6 +27,7 @@ from autoloss.export import ExportError
 from autoloss.run_store import RunDirectoryError
 from autoloss.search_config import SearchConfigError
 from detection.errors import DatasetError
+from detection.pretrained import BackboneWeightsError
 from detection.training import TrainingDiverged
 from symbolic.canonical import InvalidCandidate
 from symbolic.parser import ParseError
@@ -54,7 +55,7 @@ class Interrupted(Exception):
 
 USAGE_ERRORS: tuple[type[BaseException], ...] = (
     UsageError, ParseError, InvalidCandidate, DatasetError, SearchConfigError, RunDirectoryError,
-    ExecutorUnavailable, ExportError, TrainingDiverged,
+    ExecutorUnavailable, ExportError, TrainingDiverged, BackboneWeightsError,
 )
 # Functions that validate their (user-given) input with a bare ValueError: one raised in their own body is a
 # usage error. They belong to other packages; once they raise a typed error, their entry goes.

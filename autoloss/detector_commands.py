@@ -14,17 +14,20 @@ import math
 from pathlib import Path
 
 from autoloss.cli_contract import UsageError
-from autoloss.loss_specs import resolve_cls_loss, resolve_reg_loss
+from autoloss.loss_specs import losses_of, resolve_cls_loss, resolve_reg_loss
+from detection.backbone import PRECISIONS
 from detection.detectors import DETECTORS, get_detector
 from detection.evaluation import format_ap_table
 from detection.experiment import (
-    DEFAULT_BATCH_SIZE,
     EXPERIMENT_FILE,
     evaluate_checkpoint,
     read_experiment_metadata,
     run_directory,
     run_experiment,
 )
+from detection.experiment_spec import DEFAULT_BATCH_SIZE, DataSpec, ExperimentSpec, ModelSpec, Schedule
+from detection.geometry import Geometry
+from detection.plan import experiment_problems, format_plan, plan_stage
 from detection.shapes import SPLITS
 
 DATA_HELP = ("dataset: shapes (built-in, generated on first use), shapes:KEY=VALUE,... (a variant, e.g. "
@@ -34,41 +37,74 @@ DATA_HELP = ("dataset: shapes (built-in, generated on first use), shapes:KEY=VAL
 
 
 def run_train(args: argparse.Namespace) -> dict:
-    """``autoloss train``: train a detector, save it to --out and report its metrics on the eval split."""
-    detector = get_detector(args.detector)
+    """``autoloss train``: train a detector, save it to --out and report its metrics on the eval split.
+
+    With ``--dry-run``: check every setting, path and file first, exit 2 naming every problem, else report the plan.
+    """
+    problems: list[Exception] = []
+    spec = _train_spec(args, problems)
+    out_dir = args.out or f"runs/train-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    _collect(problems, check_train_directory, out_dir)
+    if args.dry_run and spec is not None:
+        problems += [UsageError(problem) for problem in experiment_problems(spec)]
+    raise_problems(problems)
+    if args.dry_run:
+        return {"command": "train", "dry_run": True, "plan": [plan_stage(spec, "train").to_dict()]}
+    result = run_experiment(spec, out_dir)
+    return {"command": "train", "detector": args.detector, "data": args.data, **_finite(result.to_dict())}
+
+
+def _train_spec(args: argparse.Namespace, problems: list[Exception]) -> ExperimentSpec | None:
+    """The experiment of ``autoloss train``'s flags; None (with ``problems`` added) when they do not make one."""
+    detector = _collect(problems, get_detector, args.detector)
     for flag, value, low in (("--steps", args.steps, 1), ("--batch-size", args.batch_size, 1),
                              ("--image-size", args.image_size, 32), ("--data-workers", args.data_workers, 0)):
         if value is not None and value < low:
-            raise UsageError(f"{flag} must be at least {low}, got {value}", where=flag)
+            problems.append(UsageError(f"{flag} must be at least {low}, got {value}", where=flag))
     if args.max_size is not None and args.max_size < args.image_size:
-        raise UsageError(f"--max-size must be at least --image-size ({args.image_size}), got {args.max_size}",
-                         where="--max-size")
+        problems.append(UsageError(f"--max-size must be at least --image-size ({args.image_size}), got "
+                                   f"{args.max_size}", where="--max-size"))
+    if detector is None:
+        return None
     if args.preset not in detector.presets:  # before the data is loaded
-        raise UsageError(f"unknown {args.detector} preset {args.preset!r}", where="--preset",
-                         hint=f"choose one of {', '.join(detector.presets)}")
-    out_dir = args.out or f"runs/train-{datetime.datetime.now():%Y%m%d-%H%M%S}"
-    check_train_directory(out_dir)
-    cls_spec = resolve_cls_loss(args.loss_cls or detector.default_cls_loss, detector.cls_form)
-    reg_spec = resolve_reg_loss(args.loss_reg)
-    result = run_experiment(
-        detector=args.detector,
-        data=args.data,
-        eval_data=args.eval_data,
-        image_size=args.image_size,
-        max_size=args.max_size,
-        workers=args.data_workers,
-        preset=args.preset,
-        cls_loss=cls_spec.fn,
-        reg_loss=reg_spec.fn,
-        alpha_balance=cls_spec.alpha_balance,
-        loss_descriptions={"cls": cls_spec.description, "reg": reg_spec.description},
-        steps=args.steps,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        out_dir=out_dir,
-        eval_split=args.eval_split,
+        problems.append(UsageError(f"unknown {args.detector} preset {args.preset!r}", where="--preset",
+                                   hint=f"choose one of {', '.join(detector.presets)}"))
+    cls_spec = _collect(problems, resolve_cls_loss, args.loss_cls or detector.default_cls_loss, detector.cls_form)
+    reg_spec = _collect(problems, resolve_reg_loss, args.loss_reg)
+    geometry = _collect([], Geometry, args.image_size, args.max_size)  # its problems are the flags' above
+    if None in (cls_spec, reg_spec, geometry) or args.preset not in detector.presets:
+        return None
+    return ExperimentSpec(
+        data=DataSpec(train=args.data, eval=args.eval_data, eval_split=args.eval_split, workers=args.data_workers),
+        geometry=geometry,
+        model=ModelSpec(detector=args.detector, preset=args.preset, backbone_weights=args.backbone_weights,
+                        precision=args.precision),
+        schedule=Schedule(steps=args.steps, batch_size=args.batch_size, seed=args.seed),
+        losses=losses_of(cls_spec, reg_spec),
     )
-    return {"command": "train", "detector": args.detector, "data": args.data, **_finite(result.to_dict())}
+
+
+def _collect(problems: list[Exception], check, *args):
+    """``check(*args)``, or None with its error added to ``problems`` when it raises a usage error."""
+    try:
+        return check(*args)
+    except (ValueError, OSError) as error:
+        problems.append(error)
+        return None
+
+
+def raise_problems(problems: list[Exception]) -> None:
+    """Raise the one problem, or a UsageError listing every problem; nothing when there is none."""
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        listed = "\n".join(f"  - {_message(problem)}" for problem in problems)
+        raise UsageError(f"{len(problems)} problems, nothing was run:\n{listed}")
+
+
+def _message(problem: Exception) -> str:
+    where = getattr(problem, "where", None)
+    return (f"{where}: " if where else "") + str(problem)
 
 
 def check_train_directory(out_dir: str) -> None:
@@ -84,7 +120,9 @@ def check_train_directory(out_dir: str) -> None:
 
 
 def format_train(report: dict) -> str:
-    """Text report of ``train``: the run's settings and speed, then the AP table."""
+    """Text report of ``train``: the run's settings and speed, then the AP table (or the plan of a dry run)."""
+    if report.get("dry_run"):
+        return format_plan(report["plan"])
     loss = report["final_loss"]
     lines = [
         f"trained {report['steps']} steps (batch {report['batch_size']}, seed {report['seed']}) in "
@@ -180,6 +218,15 @@ def add_detector_commands(sub: argparse._SubParsersAction, json_flag: argparse.A
     train.add_argument("--max-size", type=int, help="longer image side at most L (default: --image-size, i.e. fit "
                        "into a square; the paper uses 800 and 1333)")
     train.add_argument("--preset", default="tiny", help="detector size: tiny (default), resnet18 (fcos), resnet50")
+    train.add_argument("--backbone-weights", metavar="FILE", help="ImageNet-pretrained ResNet weights in torchvision's "
+                       "layout (.pth state dict, or .safetensors/.npz with the same names) for --preset resnet18 or "
+                       "resnet50; the backbone then has frozen BatchNorm and a frozen stem and first stage")
+    train.add_argument("--dry-run", action="store_true", help="check every setting, path and file, report every "
+                       "problem (exit 2) or the plan: images per split, canvas, per-step memory, steps and the time "
+                       "estimated from a few timed steps; nothing is trained (the built-in dataset is generated if "
+                       "missing)")
+    train.add_argument("--precision", choices=tuple(PRECISIONS), default="float32", help="compute dtype of the "
+                       "layers: bfloat16 for speed on GPUs/TPUs (parameters and losses stay float32; default float32)")
     train.add_argument(
         "--eval-split",
         default="final_val",

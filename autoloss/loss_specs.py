@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from detection.experiment_spec import Losses
 from detection.faster_rcnn_loss import SOFTMAX_CLS_LOSSES
 from detection.losses import CLS_LOSSES, REG_LOSSES
 from simulate.simulation import AUTHORS_ALPHA
@@ -70,6 +71,12 @@ def _resolve(text: str, form: str, baselines: dict, role: str) -> LossSpec:
             f"{what}; give one of {', '.join(accepted_names(form))} or a {form}-form formula over {', '.join(inputs)}"
         )
     return loss_spec_of(Candidate.parse(text, form), {"name": None, "source": "formula"})
+
+
+def losses_of(cls_spec: LossSpec, reg_spec: LossSpec) -> Losses:
+    """The losses of an experiment (``detection.experiment_spec.Losses``) from resolved cls and reg specs."""
+    return Losses(cls=cls_spec.fn, reg=reg_spec.fn, alpha_balance=cls_spec.alpha_balance,
+                  descriptions={"cls": cls_spec.description, "reg": reg_spec.description})
 
 
 def loss_spec_of(candidate: Candidate, description: dict[str, Any]) -> LossSpec:

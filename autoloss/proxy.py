@@ -3,7 +3,8 @@
 :func:`train_and_evaluate` is a top-level function of one plain dict (picklable), so it runs in a
 worker process of any executor, local or Dask (``autoloss.executors``). A task spec::
 
-    {"detector": "fcos", "detector_preset": "tiny", "data": "shapes", "data_root": None,
+    {"detector": "fcos", "detector_preset": "tiny", "backbone_weights": None, "precision": "float32",
+     "data": "shapes", "data_root": None,
      "eval_data": None, "eval_split": "search_val", "image_size": 128, "image_max_size": None, "data_workers": 0,
      "steps": 150, "batch_size": 16, "optimizer": "adamw", "learning_rate": 0.002, "seed": 0,
      "cls": {"name": "focal"} or {"prefix": "Neg(Log(Sig(X)))", "form": "sigmoid"},
@@ -54,11 +55,12 @@ from pathlib import Path
 
 import jax
 
-from autoloss.loss_specs import LossSpec, loss_spec_of, resolve_cls_loss, resolve_reg_loss
+from autoloss.loss_specs import LossSpec, loss_spec_of, losses_of, resolve_cls_loss, resolve_reg_loss
 from autoloss.task_process import report_progress
 from detection.checkpoints import METADATA_FILE
 from detection.detectors import get_detector
-from detection.experiment import load_data_pair, make_config, run_experiment
+from detection.experiment import load_data_pair, run_experiment
+from detection.experiment_spec import DataSpec, ExperimentSpec, Losses, ModelSpec, Schedule
 from detection.geometry import Geometry
 from detection.inference import evaluate_model
 from detection.optim import OptimizerConfig
@@ -99,9 +101,18 @@ def _data_pair(data: str, eval_data: str | None, eval_split: str, root: str | No
     return load_data_pair(data, eval_data, "train", eval_split, root=root, progress=False)[:2]
 
 
-def geometry(spec: dict) -> Geometry:
-    """The image geometry of a task spec (shorter side, longer side at most)."""
-    return Geometry(short_side=spec["image_size"], max_size=spec.get("image_max_size"))
+def experiment_spec(spec: dict, losses: Losses | None = None) -> ExperimentSpec:
+    """The typed experiment of a task spec (the proxy's or the final training's) with ``losses``."""
+    return ExperimentSpec(
+        data=DataSpec(train=spec["data"], eval=spec.get("eval_data"), eval_split=spec["eval_split"],
+                      root=spec.get("data_root"), workers=spec.get("data_workers", 0)),
+        geometry=Geometry(short_side=spec["image_size"], max_size=spec.get("image_max_size")),
+        model=ModelSpec(detector=spec["detector"], preset=spec["detector_preset"],
+                        backbone_weights=spec.get("backbone_weights"), precision=spec.get("precision", "float32")),
+        schedule=Schedule(steps=spec["steps"], batch_size=spec["batch_size"], optimizer=optimizer_config(spec),
+                          seed=spec["seed"]),
+        losses=losses or Losses(),
+    )
 
 
 def train_and_evaluate(spec: dict) -> dict:
@@ -141,29 +152,30 @@ def _step_reporter(spec: dict):
 
 def _proxy_run(spec: dict, cls_spec: LossSpec, reg_spec: LossSpec) -> dict:
     report_progress(phase="data")
-    train_data, eval_data = _data_pair(spec["data"], spec.get("eval_data"), spec["eval_split"], spec.get("data_root"))
-    shape, workers = geometry(spec), spec.get("data_workers", 0)
-    config = make_config(train_data.num_classes, shape.canvases[0], spec["detector_preset"], spec["detector"])
-    report_progress(phase="train", step=0, steps=spec["steps"])
+    experiment = experiment_spec(spec, losses_of(cls_spec, reg_spec))
+    data, schedule, losses = experiment.data, experiment.schedule, experiment.losses
+    train_data, eval_data = _data_pair(data.train, data.eval, data.eval_split, data.root)
+    config = experiment.model.config(train_data.num_classes, experiment.geometry.canvases[0])
+    report_progress(phase="train", step=0, steps=schedule.steps)
     started = time.perf_counter()
-    with training_stream(train_data, shape, batch_size=spec["batch_size"], seed=spec["seed"],
-                         steps=spec["steps"], workers=workers) as batches:  # closed also when training raises
+    with training_stream(train_data, experiment.geometry, batch_size=schedule.batch_size, seed=schedule.seed,
+                         steps=schedule.steps, workers=data.workers) as batches:  # closed also when training raises
         trained = train(
             config,
             batches,
-            steps=spec["steps"],
+            steps=schedule.steps,
             params=initial_params(spec, config),
-            cls_loss=cls_spec.fn,
-            reg_loss=reg_spec.fn,
-            alpha_balance=cls_spec.alpha_balance,
-            optimizer=optimizer_config(spec),
-            seed=spec["seed"],
+            cls_loss=losses.cls,
+            reg_loss=losses.reg,
+            alpha_balance=losses.alpha_balance,
+            optimizer=schedule.optimizer,
+            seed=schedule.seed,
             callback=_step_reporter(spec),
             progress=False,
         )
     train_seconds = time.perf_counter() - started
     report_progress(phase="evaluate")
-    metrics = evaluate_model(trained.params, config, eval_data, workers=workers)
+    metrics = evaluate_model(trained.params, config, eval_data, workers=data.workers)
     return {"metrics": metrics, "final_loss": trained.history[-1]["loss"] if trained.history else None,
             "train_seconds": round(train_seconds, 3), "compile_seconds": round(trained.compile_seconds, 3),
             "images_per_second": round(trained.images_per_second, 1)}
@@ -173,7 +185,7 @@ def initial_params(spec: dict, config):
     """The parameters a proxy training starts from: None (scratch), or the warm start with the branch layer fresh."""
     init = spec.get("init")
     if not init:
-        return None
+        return experiment_spec(spec).model.initial_params(config, spec["seed"])
     params = init["params"] if "params" in init else _warm_start(json.dumps(init["warm_start"], sort_keys=True))
     if init.get("fresh_branch"):
         fresh = get_detector(spec["detector"]).init_params(config, jax.random.key(spec["seed"] + 1))  # as MOS does
@@ -229,27 +241,7 @@ def _checkpoint_reports(out_dir, steps: int):
 
 
 def _experiment(spec: dict, cls_spec: LossSpec, reg_spec: LossSpec, out_dir) -> dict:
-    result = run_experiment(
-        detector=spec["detector"],
-        data=spec["data"],
-        eval_data=spec.get("eval_data"),
-        image_size=spec["image_size"],
-        max_size=spec.get("image_max_size"),
-        workers=spec.get("data_workers", 0),
-        preset=spec["detector_preset"],
-        cls_loss=cls_spec.fn,
-        reg_loss=reg_spec.fn,
-        alpha_balance=cls_spec.alpha_balance,
-        loss_descriptions={"cls": cls_spec.description, "reg": reg_spec.description},
-        steps=spec["steps"],
-        batch_size=spec["batch_size"],
-        optimizer=optimizer_config(spec),
-        seed=spec["seed"],
-        out_dir=out_dir,
-        eval_split=spec["eval_split"],
-        data_root=spec.get("data_root"),
-        progress=False,
-    )
+    result = run_experiment(experiment_spec(spec, losses_of(cls_spec, reg_spec)), out_dir, progress=False)
     return {"metrics": result.metrics, "final_loss": result.final_loss,
             "train_seconds": round(result.train_seconds, 3), "compile_seconds": round(result.compile_seconds, 3),
             "images_per_second": round(result.images_per_second, 1), "out_dir": result.out_dir,

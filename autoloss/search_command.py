@@ -16,6 +16,7 @@ from autoloss.cli_contract import Interrupted, UsageError
 from autoloss.run_store import RunStore
 from autoloss.search_config import PRESETS, SETTINGS, allowed, from_mapping, load_config, parse_flag_value
 from autoloss.search_report import format_report
+from detection.plan import format_plan
 
 SETTING_PREFIX = "setting_"
 
@@ -41,6 +42,8 @@ def run_search(args: argparse.Namespace) -> dict:
     else:
         config = load_config(preset=args.preset, path=args.config, overrides=overrides)
         run_dir, resume = args.out, False
+    if args.dry_run:
+        return dry_run(config or RunStore.open(run_dir).config(), None if resume else run_dir)
     try:
         result = search(config, run_dir=run_dir, resume=resume, progress=not args.no_progress)
     except KeyboardInterrupt:
@@ -50,8 +53,21 @@ def run_search(args: argparse.Namespace) -> dict:
     return result.to_dict()
 
 
+def dry_run(config, run_dir) -> dict:
+    """``autoloss search --dry-run``: UsageError listing every problem, else the plan of the trainings."""
+    from autoloss.search_plan import search_plan, search_problems
+
+    problems = search_problems(config, run_dir)
+    if problems:
+        listed = "\n".join(f"  - {problem}" for problem in problems)
+        raise UsageError(f"{len(problems)} problem(s), nothing was run:\n{listed}")
+    return {"command": "search", "dry_run": True, "plan": [stage.to_dict() for stage in search_plan(config)]}
+
+
 def format_search(report: dict) -> str:
-    """Text report of ``search``: funnel, per-generation table, hall of fame, final AP table."""
+    """Text report of ``search``: funnel, per-generation table, hall of fame, final AP table (or a dry run's plan)."""
+    if report.get("dry_run"):
+        return format_plan(report["plan"])
     return format_report(report)
 
 
@@ -69,6 +85,10 @@ def add_search_parser(sub: argparse._SubParsersAction, json_flag: argparse.Argum
     parser.add_argument("--config", metavar="FILE.toml", help="TOML file of settings (flags override it)")
     parser.add_argument("--out", metavar="RUN_DIR", help="new run directory (default runs/search-TIMESTAMP)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR (e.g. after a kill)")
+    parser.add_argument("--dry-run", action="store_true", help="check every path and setting (data, weights, run "
+                        "folder, MOS settings, Dask workers), report every problem (exit 2) or the plan of the "
+                        "proxy and final trainings with their estimated time; nothing is searched (the built-in "
+                        "dataset is generated if missing)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars and lines on stderr")
     group = parser.add_argument_group("settings (defaults of the demo preset)")
     for name, field in SETTINGS.items():

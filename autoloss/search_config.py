@@ -103,6 +103,11 @@ class SearchConfig:
     image_max_size: int = _int(0, 0, 8192, "longer image side at most L in pixels; 0: L = S (fit into a square)")
     data_workers: int = _int(0, 0, 64, "input pipeline worker processes per training (0: decode in threads)")
     detector_preset: str = _text("tiny", "detector size preset (tiny, resnet18, resnet50)", optional=False)
+    backbone_weights: str | None = _text(None, "ImageNet-pretrained ResNet weights in torchvision's layout (.pth, "
+                                         ".safetensors or .npz) for the resnet18/resnet50 presets: frozen BatchNorm, "
+                                         "frozen stem and first stage (default: random init, GroupNorm)")
+    precision: str = _choice("float32", ("float32", "bfloat16"), "compute dtype of proxy and final trainings "
+                             "(bfloat16: faster on GPUs; parameters and losses stay float32)")
     seed: int = _int(0, 0, 2**31 - 1, "seed of every random choice, the proxy and the final training")
     # the evolution
     generations: int = _int(3, 1, 100_000, "number of generations")
@@ -345,18 +350,22 @@ def describe_settings() -> str:
 
 
 # demo: the default, about 10 minutes on two CPU cores (benchmarks/search_demo.py); small: a longer CPU
-# run; paper: a COCO-scale GPU configuration with the paper's detector (FCOS, ResNet-50 FPN, 1x-style
-# final schedule, Sec. 4.1) and a large M with few proxy trainings per generation. Not run in CI.
+# run; paper: a COCO-scale GPU configuration with the paper's detector (FCOS, ImageNet-pretrained ResNet-50
+# FPN, 1x-style final schedule, Sec. 4.1) and a large M with few proxy trainings per generation. Not run in CI.
+# Its files: `autoloss split-coco coco/annotations/instances_train2017.json --search-val 10000 --seed 0
+# --final coco/annotations/instances_val2017.json --out coco/annotations/search` holds out the paper's 10k
+# search-validation images, and torchvision's resnet50-0676ba61.pth goes into weights/ (README).
 PRESETS: dict[str, dict[str, Any]] = {
     "demo": {},
     "small": {
         "generations": 6, "population": 96, "top_k": 4, "parents": 4, "proxy_steps": 400, "final_steps": 5000,
     },
     "paper": {
-        "data": "coco,holdout=0:coco/annotations/instances_train2017.json:coco/train2017",
-        "search_val_data": "coco:coco/annotations/instances_searchval2017.json:coco/train2017",
+        "data": "coco,holdout=0:coco/annotations/search/search_train.json:coco/train2017",
+        "search_val_data": "coco:coco/annotations/search/search_val.json:coco/train2017",
         "final_val_data": "coco:coco/annotations/instances_val2017.json:coco/val2017",
         "image_size": 800, "image_max_size": 1333, "data_workers": 4, "detector_preset": "resnet50",
+        "backbone_weights": "weights/resnet50-0676ba61.pth",
         "generations": 10, "population": 1000,
         "max_generated": 10**8, "top_k": 16, "parents": 8, "max_size": 48, "max_depth": 10, "mos_batch_size": 256,
         "proxy_steps": 7330, "proxy_batch_size": 16, "optimizer": "sgd", "learning_rate": 1e-2,

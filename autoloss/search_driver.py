@@ -47,7 +47,7 @@ from detection.dataset_spec import parse_dataset_spec
 from detection.detectors import get_detector
 
 WARM_START_FIELDS = ("detector", "data", "data_root", "image_size", "image_max_size", "preset", "seed",
-                     "warm_start_steps", "warm_start_batch_size")
+                     "backbone_weights", "warm_start_steps", "warm_start_batch_size")
 
 
 class MosUnavailable(ValueError):
@@ -107,7 +107,7 @@ def simulation_config(config: SearchConfig, branch: str):
                                 f"known: {', '.join(sorted(fields))}")
     values = {"detector": config.detector, "data": config.data, "data_root": config.data_root,
               "image_size": config.image_size, "image_max_size": config.image_max_size or None,
-              "preset": config.detector_preset, "branch": branch,
+              "preset": config.detector_preset, "backbone_weights": config.backbone_weights, "branch": branch,
               "seed": config.seed}
     values = {key: value for key, value in values.items() if key in fields}
     try:
@@ -137,7 +137,8 @@ def task_spec(config: SearchConfig, losses: Mapping[str, dict], *, final: bool =
         if warm_start is not None:
             init["params"] = warm_start
     return {
-        "detector": config.detector, "detector_preset": config.detector_preset, "data": config.data,
+        "detector": config.detector, "detector_preset": config.detector_preset,
+        "backbone_weights": config.backbone_weights, "precision": config.precision, "data": config.data,
         "data_root": config.data_root, "image_size": config.image_size, "image_max_size": config.image_max_size or None,
         "data_workers": config.data_workers, "optimizer": config.optimizer,
         "learning_rate": config.learning_rate, "seed": config.seed,

@@ -26,13 +26,14 @@ import time
 
 import numpy as np
 
-from autoloss.loss_specs import resolve_cls_loss, resolve_reg_loss
+from autoloss.loss_specs import losses_of, resolve_cls_loss, resolve_reg_loss
 from autoloss.markdown import percent
 from benchmarks.results_file import command_line, machine_line, publish
 from detection.datasets import load_dataset
 from detection.detectors import DETECTORS, get_detector
 from detection.evaluation import evaluate_detections
-from detection.experiment import DEFAULT_BATCH_SIZE, make_config, run_experiment
+from detection.experiment import make_config, run_experiment
+from detection.experiment_spec import DEFAULT_BATCH_SIZE, ExperimentSpec, ModelSpec, Schedule
 from detection.geometry import Geometry
 from detection.pipeline import training_stream
 from detection.training import train
@@ -80,19 +81,10 @@ def measure_cocoeval() -> dict:
 def train_loss_pair(detector: str, cls_name: str, reg_name: str, *, steps: int, batch_size: int, seed: int,
                     out_dir: str) -> dict:
     """Return the result of ``detector``'s schedule trained with one (cls, reg) loss pair."""
-    cls_spec = resolve_cls_loss(cls_name, get_detector(detector).cls_form)
-    reg_spec = resolve_reg_loss(reg_name)
-    result = run_experiment(
-        detector=detector,
-        cls_loss=cls_spec.fn,
-        reg_loss=reg_spec.fn,
-        alpha_balance=cls_spec.alpha_balance,
-        loss_descriptions={"cls": cls_spec.description, "reg": reg_spec.description},
-        steps=steps,
-        batch_size=batch_size,
-        seed=seed,
-        out_dir=out_dir,
-    )
+    losses = losses_of(resolve_cls_loss(cls_name, get_detector(detector).cls_form), resolve_reg_loss(reg_name))
+    spec = ExperimentSpec(model=ModelSpec(detector=detector), losses=losses,
+                          schedule=Schedule(steps=steps, batch_size=batch_size, seed=seed))
+    result = run_experiment(spec, out_dir)
     return {"pair": f"{cls_name} + {reg_name}", **result.to_dict()}
 
 

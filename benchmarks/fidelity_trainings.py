@@ -37,7 +37,6 @@ from autoloss.search_config import SearchConfig
 from autoloss.search_driver import default_losses, task_spec
 from detection.checkpoints import METADATA_FILE, write_atomically
 from detection.detectors import get_detector
-from detection.experiment import make_config
 from detection.pipeline import training_stream
 from detection.training import TrainingDiverged
 
@@ -97,8 +96,9 @@ def training_spec(training: Training, loss: dict, config: SearchConfig, work_dir
 def cls_gradient_norm(spec: dict, cls_spec: LossSpec, batches: int = GRADIENT_BATCHES) -> float:
     """Mean global norm of the classification term's parameter gradient at the proxy's start, first batches."""
     data, _ = proxy._data_pair(spec["data"], spec.get("eval_data"), spec["eval_split"], spec.get("data_root"))
-    shape = proxy.geometry(spec)
-    config = make_config(data.num_classes, shape.canvases[0], spec["detector_preset"], spec["detector"])
+    experiment = proxy.experiment_spec(spec)
+    shape = experiment.geometry
+    config = experiment.model.config(data.num_classes, shape.canvases[0])
     detector = get_detector(spec["detector"])
     params = proxy.initial_params(spec, config)
     if params is None:  # a proxy from scratch starts where train() would

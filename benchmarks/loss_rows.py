@@ -29,7 +29,7 @@ from autoloss.executors import TaskRunner, TrainingTask
 from autoloss.proxy import train_and_evaluate
 from autoloss.search_config import SearchConfig
 from detection.detectors import DETECTORS
-from detection.experiment import DEFAULT_BATCH_SIZE
+from detection.experiment_spec import DEFAULT_BATCH_SIZE
 
 DETECTOR_ORDER = ("fcos", "faster-rcnn")
 # The authors' searched losses of each detector (zoo names): (cls, reg, the pair's name in the paper)

@@ -21,6 +21,7 @@ _SOURCES = {
     "detection.evaluation": ("evaluate_detections", "format_ap_table"),
     "detection.experiment": ("PRESETS", "ExperimentResult", "evaluate_checkpoint", "load_data_pair",
                              "load_trained_model", "make_config", "run_experiment"),
+    "detection.experiment_spec": ("DataSpec", "ExperimentSpec", "Losses", "ModelSpec", "Schedule"),
     "detection.faster_rcnn_config": ("FasterRCNNConfig",),
     "detection.fcos": ("FCOSConfig", "init_params", "predict"),
     "detection.fcos_loss": ("fcos_loss",),
@@ -28,6 +29,7 @@ _SOURCES = {
     "detection.inference": ("detect", "evaluate_model"),
     "detection.losses": ("CLS_LOSSES", "REG_LOSSES"),
     "detection.pipeline": ("BatchStream", "evaluation_batches", "training_stream"),
+    "detection.pretrained": ("BackboneWeightsError", "load_backbone_params", "read_state_dict"),
     "detection.shapes": ("ShapesConfig", "ensure_shapes_dataset"),
     "detection.training": ("TrainingDiverged", "TrainResult", "train"),
 }

@@ -1,5 +1,5 @@
-"""Train an FCOS detector on a dataset and evaluate it: the one entry point of the CLI, the benchmarks
-and the search's proxy task.
+"""Train a detector as an :class:`~detection.experiment_spec.ExperimentSpec` says and evaluate it: the one entry
+point of the CLI, the benchmarks and the search's final trainings.
 
 A run directory holds the training checkpoint (:mod:`detection.checkpoints`) and ``experiment.json``,
 everything needed to rebuild the model for evaluation: the detector and its config, class names, image size, the
@@ -12,7 +12,6 @@ import dataclasses
 import json
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +21,13 @@ from detection.checkpoints import STATE_FILE, write_atomically
 from detection.dataset_index import DatasetIndex
 from detection.datasets import evaluation_split, load_dataset
 from detection.detectors import FCOS_PRESETS, get_detector
-from detection.geometry import Geometry
+from detection.experiment_spec import ExperimentSpec
 from detection.inference import evaluate_model
-from detection.optim import OptimizerConfig
 from detection.pipeline import training_stream
 from detection.training import train
 
 EXPERIMENT_FILE = "experiment.json"
 PRESETS = FCOS_PRESETS  # the FCOS presets; every detector has its own (detection.detectors)
-# The default schedule's steps and optimizer are the detector's own (``Detector.default_steps``,
-# ``default_optimizer``). AP still rises with more steps, so a longer run (or a GPU) gives a better detector.
-DEFAULT_BATCH_SIZE = 16
 
 
 @dataclasses.dataclass
@@ -64,109 +59,81 @@ def make_config(
     return get_detector(detector).make_config(num_classes, image_size, preset, **overrides)
 
 
-def run_experiment(
-    *,
-    detector: str = "fcos",
-    data: str = "shapes",
-    eval_data: str | None = None,
-    image_size: int = 128,
-    max_size: int | None = None,
-    train_short_sides: tuple[int, ...] = (),
-    preset: str = "tiny",
-    config_overrides: dict[str, Any] | None = None,
-    cls_loss: str | Callable | None = None,
-    reg_loss: str | Callable = "giou",
-    alpha_balance: float | None = None,
-    loss_descriptions: dict[str, Any] | None = None,
-    steps: int | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    optimizer: OptimizerConfig | None = None,
-    seed: int = 0,
-    out_dir: str | os.PathLike,
-    train_split: str = "train",
-    eval_split: str = "final_val",
-    data_root: str | os.PathLike | None = None,
-    eval_batch_size: int = 32,
-    workers: int = 0,
-    progress: bool = True,
-) -> ExperimentResult:
-    """Train on ``data``'s train split, save the model to ``out_dir``, evaluate on ``eval_split``; return the result.
+def run_experiment(spec: ExperimentSpec, out_dir: str | os.PathLike, *, progress: bool = True) -> ExperimentResult:
+    """Train ``spec``'s detector on its training data, save it to ``out_dir``, evaluate it; return the result.
 
-    ``data``/``eval_data`` are dataset specs (:func:`load_data_pair`; the shapes dataset is generated into
-    the cache when missing). Images are resized to shorter side ``image_size`` with the longer side at most
-    ``max_size`` (default ``image_size``: fit into a square), multi-scale training draws the shorter side
-    from ``train_short_sides`` (:class:`detection.geometry.Geometry`); ``workers`` > 0 decodes in that many
-    processes. Losses are names or callables as for :func:`detection.training.train`;
-    ``loss_descriptions`` (JSON-ready) are stored with the model. ``steps`` and ``optimizer`` default to
-    the detector's default schedule. Running again with the same ``out_dir`` and settings resumes from its
-    checkpoint, data position included.
+    Data are loaded as :func:`load_data_pair` does (the shapes dataset is generated into the cache when missing);
+    bad settings and a backbone weights file that does not fit fail before. Running again with the same
+    ``out_dir`` and spec resumes from its checkpoint, data position included.
     """
-    defaults = get_detector(detector)
-    cls_loss = cls_loss or defaults.default_cls_loss
-    steps = steps or defaults.default_steps
-    optimizer = optimizer or defaults.default_optimizer
-    geometry = Geometry(short_side=image_size, max_size=max_size, train_short_sides=train_short_sides)
-    make_config(1, geometry.canvases[0], preset, detector, **(config_overrides or {}))  # bad settings fail before data
-    train_data, eval_set, eval_split = load_data_pair(data, eval_data, train_split, eval_split, root=data_root,
-                                                      progress=progress)
-    config = make_config(train_data.num_classes, geometry.canvases[0], preset, detector, **(config_overrides or {}))
-    losses = loss_descriptions or {"cls": _name_of(cls_loss), "reg": _name_of(reg_loss)}
-    losses = {**losses, "alpha_balance": alpha_balance}
-    write_experiment_metadata(
-        out_dir,
-        {
-            "detector": detector,
-            "preset": preset,
-            "config": dataclasses.asdict(config),
-            "class_names": list(train_data.class_names),
-            "image_size": list(config.image_size),
-            "geometry": geometry.to_dict(),
-            "data": data,
-            "eval_data": eval_data or data,
-            "train_split": train_split,
-            # the spec alone may name other images (a default that changed, files replaced under a path)
-            "train_images": len(train_data),
-            "eval_split": eval_split,
-            "losses": losses,
-            "steps": steps,
-            "batch_size": batch_size,
-            "seed": seed,
-            "optimizer": dataclasses.asdict(optimizer),
-        },
-    )
+    spec = spec.resolved()
+    data, geometry, model, schedule, losses = spec.data, spec.geometry, spec.model, spec.schedule, spec.losses
+    model.check(geometry.canvases[0])
+    train_data, eval_set, eval_split = load_data_pair(data.train, data.eval, data.train_split, data.eval_split,
+                                                      root=data.root, progress=progress)
+    config = model.config(train_data.num_classes, geometry.canvases[0])
+    description = losses.describe()
+    write_experiment_metadata(out_dir, experiment_metadata(spec, config, train_data, eval_split))
     started = time.perf_counter()
-    with training_stream(train_data, geometry, batch_size=batch_size, seed=seed, steps=steps,
-                         workers=workers) as batches:
+    with training_stream(train_data, geometry, batch_size=schedule.batch_size, seed=schedule.seed,
+                         steps=schedule.steps, workers=data.workers) as batches:
         trained = train(
             config,
             batches,
-            steps=steps,
-            cls_loss=cls_loss,
-            reg_loss=reg_loss,
-            alpha_balance=alpha_balance,
-            optimizer=optimizer,
-            seed=seed,
+            steps=schedule.steps,
+            params=model.initial_params(config, schedule.seed),
+            cls_loss=losses.cls,
+            reg_loss=losses.reg,
+            alpha_balance=losses.alpha_balance,
+            optimizer=schedule.optimizer,
+            seed=schedule.seed,
             out_dir=out_dir,
-            checkpoint_every=max(steps // 10, 100),
+            checkpoint_every=max(schedule.steps // 10, 100),
             resume=True,
             progress=progress,
         )
     train_seconds = time.perf_counter() - started
-    metrics = evaluate_model(trained.params, config, eval_set, batch_size=eval_batch_size, workers=workers)
+    metrics = evaluate_model(trained.params, config, eval_set, batch_size=schedule.eval_batch_size,
+                             workers=data.workers)
     return ExperimentResult(
         metrics=metrics,
-        steps=steps,
-        batch_size=batch_size,
-        seed=seed,
+        steps=schedule.steps,
+        batch_size=schedule.batch_size,
+        seed=schedule.seed,
         train_seconds=train_seconds,
         compile_seconds=trained.compile_seconds,
         images_per_second=trained.images_per_second,
         final_loss=trained.history[-1]["loss"] if trained.history else None,
         out_dir=str(out_dir),
         eval_split=eval_split,
-        losses=losses,
+        losses=description,
         datasets=describe_data(train_data, eval_set),
     )
+
+
+def experiment_metadata(spec: ExperimentSpec, config, train_data: DatasetIndex, eval_split: str) -> dict:
+    """Return the ``experiment.json`` of a resolved spec: what evaluation needs to rebuild the model, and what it
+    was trained with (a rerun with other settings is refused rather than resumed)."""
+    return {
+        "detector": spec.model.detector,
+        "preset": spec.model.preset,
+        "backbone_weights": spec.model.backbone_weights,
+        "config": dataclasses.asdict(config),
+        "class_names": list(train_data.class_names),
+        "image_size": list(config.image_size),
+        "geometry": spec.geometry.to_dict(),
+        "data": spec.data.train,
+        "eval_data": spec.data.eval or spec.data.train,
+        "train_split": spec.data.train_split,
+        # the spec alone may name other images (a default that changed, files replaced under a path)
+        "train_images": len(train_data),
+        "eval_split": eval_split,
+        "losses": spec.losses.describe(),
+        "steps": spec.schedule.steps,
+        "batch_size": spec.schedule.batch_size,
+        "seed": spec.schedule.seed,
+        "optimizer": dataclasses.asdict(spec.schedule.optimizer),
+    }
 
 
 def load_data_pair(data: str, eval_data: str | None, train_split: str, eval_split: str, *, root=None,
@@ -190,10 +157,6 @@ def describe_data(train_data: DatasetIndex, eval_set: DatasetIndex) -> dict[str,
     shared = len(set(train_data.paths) & set(eval_set.paths))
     return {"train": train_data.name, "train_images": len(train_data), "eval": eval_set.name,
             "eval_images": len(eval_set), "shared_images": shared}
-
-
-def _name_of(loss: str | Callable) -> str:
-    return loss if isinstance(loss, str) else getattr(loss, "__name__", repr(loss))
 
 
 def write_experiment_metadata(out_dir: str | os.PathLike, metadata: dict) -> Path:

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from detection.anchors import decode_deltas
-from detection.backbone import BACKBONES, FPN, ResNet, compile_initializer, normalize_images, typed_key
+from detection.backbone import FPN, PRECISIONS, backbone_of, compile_initializer, normalize_images, typed_key
 from detection.boxes import Detections, batched_nms, clip_boxes
 from detection.faster_rcnn_config import PRESETS, RESNET50_FPN, FasterRCNNConfig
 from detection.roi_align import multilevel_roi_align
@@ -69,14 +69,15 @@ class FasterRCNN(nn.Module):
 
     def setup(self):
         cfg = self.config
-        self.backbone = ResNet(BACKBONES[cfg.backbone])
-        self.fpn = FPN(cfg.fpn_width, cfg.strides)
+        self.backbone = backbone_of(cfg)
+        self.fpn = FPN(cfg.fpn_width, cfg.strides, dtype=PRECISIONS[cfg.precision])
         self.rpn = RPNHead(cfg.fpn_width, cfg.num_anchors_per_cell)
         self.box_head = BoxHead(cfg.num_classes, cfg.head_width)
 
     def features(self, images: jax.Array) -> tuple[list[jax.Array], RPNOutputs]:
         """Return the FPN maps and the RPN outputs of a batch of images."""
         pyramid = self.fpn(self.backbone(normalize_images(images)))
+        pyramid = [level.astype(jnp.float32) for level in pyramid]  # the RPN and box head run in float32
         return pyramid, self.rpn(pyramid)
 
     def roi_features(self, pyramid: list[jax.Array], rois: jax.Array) -> jax.Array:

@@ -17,7 +17,7 @@ import functools
 import numpy as np
 
 from detection.anchors import pyramid_anchors
-from detection.backbone import BACKBONES
+from detection.backbone import check_backbone_fields
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +27,9 @@ class FasterRCNNConfig:
     num_classes: int = 80
     image_size: int | tuple[int, int] = 128  # (height, width) or a square side
     backbone: str = "tiny"  # a key of detection.backbone.BACKBONES
+    backbone_norm: str = "group"  # "group" (from scratch) or "frozen_bn" (pretrained weights, detection.pretrained)
+    frozen_stages: int = 0  # backbone stem and first stages without training; 1 with pretrained weights
+    precision: str = "float32"  # compute dtype of the layers (detection.backbone.PRECISIONS); params, losses float32
     fpn_width: int = 32  # FPN channels, also the RPN conv width
     strides: tuple[int, ...] = (8, 16, 32)  # FPN levels; the RPN runs on all of them
     roi_strides: tuple[int, ...] = (8, 16, 32)  # levels RoIAlign samples from (P2-P5 in Faster R-CNN)
@@ -70,10 +73,7 @@ class FasterRCNNConfig:
         for name in ("image_size", "strides", "roi_strides", "anchor_ratios", "rpn_delta_stds", "roi_delta_stds"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         object.__setattr__(self, "anchor_sizes", tuple(tuple(map(float, s)) for s in self.anchor_sizes))
-        if self.backbone not in BACKBONES:
-            raise ValueError(
-                f"FasterRCNNConfig.backbone={self.backbone!r} is unknown; choose one of {sorted(BACKBONES)}"
-            )
+        check_backbone_fields(self)
         if len(self.anchor_sizes) != len(self.strides):
             raise ValueError(
                 f"FasterRCNNConfig has {len(self.strides)} strides but {len(self.anchor_sizes)} anchor size "

@@ -25,7 +25,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from detection.backbone import BACKBONES, FPN, ResNet, compile_initializer, norm, normalize_images, typed_key
+from detection.backbone import (
+    FPN,
+    PRECISIONS,
+    backbone_of,
+    check_backbone_fields,
+    compile_initializer,
+    norm,
+    normalize_images,
+    typed_key,
+)
 from detection.boxes import Detections, batched_nms, clip_boxes, decode_ltrb
 from detection.fcos_targets import FeaturePoints, default_size_ranges, feature_points
 
@@ -53,6 +62,9 @@ class FCOSConfig:
     num_classes: int = 80
     image_size: int | tuple[int, int] = 128  # (height, width) or a square side
     backbone: str = "tiny"  # a key of detection.backbone.BACKBONES
+    backbone_norm: str = "group"  # "group" (from scratch) or "frozen_bn" (pretrained weights, detection.pretrained)
+    frozen_stages: int = 0  # backbone stem and first stages without training; 1 with pretrained weights
+    precision: str = "float32"  # compute dtype of the layers (detection.backbone.PRECISIONS); params, losses float32
     fpn_width: int = 64  # also the head width
     head_convs: int = 2  # conv + GroupNorm + ReLU layers per head tower (4 in FCOS)
     strides: tuple[int, ...] = (8, 16, 32)
@@ -83,10 +95,7 @@ class FCOSConfig:
         if self.size_ranges is None:
             object.__setattr__(self, "size_ranges", default_size_ranges(self.strides, self.size_range_multiple))
         object.__setattr__(self, "size_ranges", tuple(tuple(map(float, r)) for r in self.size_ranges))
-        if self.backbone not in BACKBONES:
-            raise ValueError(
-                f"FCOSConfig.backbone={self.backbone!r} is unknown; choose one of {sorted(BACKBONES)}"
-            )
+        check_backbone_fields(self)
         if self.regression not in ("relu", "exp"):
             raise ValueError(f"FCOSConfig.regression={self.regression!r}; choose 'relu' or 'exp'")
         if self.regression_weighting not in REGRESSION_WEIGHTINGS:
@@ -126,11 +135,12 @@ class FCOSHead(nn.Module):
 
     def setup(self):
         cfg = self.config
-        conv = functools.partial(nn.Conv, kernel_size=(3, 3), kernel_init=nn.initializers.normal(0.01))
+        dtype = PRECISIONS[cfg.precision]
+        conv = functools.partial(nn.Conv, kernel_size=(3, 3), kernel_init=nn.initializers.normal(0.01), dtype=dtype)
         for i in range(cfg.head_convs):
             for tower in ("cls", "reg"):
                 setattr(self, f"{tower}_conv{i}", conv(cfg.fpn_width))
-                setattr(self, f"{tower}_norm{i}", norm(cfg.fpn_width))
+                setattr(self, f"{tower}_norm{i}", norm(cfg.fpn_width, dtype=dtype))
         # Bias so that sigmoid(logit) = prior_prob at init (Lin et al. 2017, sec. 4.1).
         prior_bias = -math.log((1.0 - cfg.prior_prob) / cfg.prior_prob)
         self.cls_logits = conv(cfg.num_classes, bias_init=nn.initializers.constant(prior_bias))
@@ -153,7 +163,7 @@ class FCOSHead(nn.Module):
     def __call__(self, features: list[jax.Array]) -> FCOSOutputs:
         cls_features, reg_features = self.towers(features)
         batch = features[0].shape[0]
-        flat = lambda x: x.reshape(batch, -1, x.shape[-1])
+        flat = lambda x: x.reshape(batch, -1, x.shape[-1]).astype(jnp.float32)  # the loss runs in float32
         return assemble_outputs(
             jnp.concatenate([flat(self.cls_logits(f)) for f in cls_features], axis=1),
             jnp.concatenate([flat(self.ltrb(f)) for f in reg_features], axis=1),
@@ -184,8 +194,8 @@ class FCOS(nn.Module):
 
     def setup(self):
         cfg = self.config
-        self.backbone = ResNet(BACKBONES[cfg.backbone])
-        self.fpn = FPN(cfg.fpn_width, cfg.strides)
+        self.backbone = backbone_of(cfg)
+        self.fpn = FPN(cfg.fpn_width, cfg.strides, dtype=PRECISIONS[cfg.precision])
         self.head = FCOSHead(cfg)
 
     def features(self, images: jax.Array) -> list[jax.Array]:

@@ -24,11 +24,13 @@ from typing import Any
 
 import flax
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
+from detection.backbone import frozen_mask
 from detection.checkpoints import load_checkpoint, save_checkpoint
 from detection.detectors import detector_of
 from detection.geometry import config_for_canvas
@@ -128,6 +130,8 @@ def make_train_step(
         step_key = jax.random.fold_in(key, state.step)  # e.g. Faster R-CNN's RoI sampling
         (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, step_key)
         updates, opt_state = transform.update(grads, state.opt_state, state.params)
+        updates = jax.tree.map(lambda u, frozen: jnp.zeros_like(u) if frozen else u, updates,
+                               frozen_mask(state.params, config))  # weight decay too
         params = optax.apply_updates(state.params, updates)
         metrics = {**metrics, "grad_norm": optax.tree.norm(grads), "learning_rate": schedule(state.step)}
         return TrainState(params=params, opt_state=opt_state, step=state.step + 1), metrics

@@ -55,6 +55,7 @@ from detection.detectors import get_detector
 from detection.evaluation import evaluate_detections
 from detection.geometry import Geometry, geometry_of, to_original_pixels
 from detection.optim import OptimizerConfig, make_optimizer
+from detection.pretrained import PRETRAINED_BACKBONE
 from simulate.heads import TRAIN_CHOICES, head_task, with_fresh_output_layer
 from simulate.interpreter import encode, encode_tree, length_class, run_program
 from simulate.linearized import derivatives_fn, first_order_loss, loss_inputs
@@ -88,6 +89,7 @@ class SimulationConfig:
     image_size: int = 128  # shorter side S of the images
     image_max_size: int | None = None  # longer side at most L (None: L = S, a square canvas)
     preset: str = "tiny"
+    backbone_weights: str | None = None  # pretrained ResNet weights (detection.pretrained) for the warm start
     branch: str = "cls"  # "cls" or "reg": the branch the candidates replace
     seed: int = 0
     images_per_class: int = 1
@@ -152,7 +154,8 @@ def warm_start_of(config: SimulationConfig, *, cache_dir=None, progress: bool = 
     detector = get_detector(config.detector)
     train_data = load_dataset(config.data, split="train", root=config.data_root, progress=progress)
     canvas = Geometry(short_side=config.image_size, max_size=config.image_max_size).canvases[0]
-    detector_config = detector.make_config(train_data.num_classes, canvas, config.preset)
+    detector_config = detector.make_config(train_data.num_classes, canvas, config.preset,
+                                           **(PRETRAINED_BACKBONE if config.backbone_weights else {}))
     params, path = warm_start(
         detector_config,
         train_data,
@@ -161,6 +164,7 @@ def warm_start_of(config: SimulationConfig, *, cache_dir=None, progress: bool = 
         batch_size=config.warm_start_batch_size,
         optimizer=OptimizerConfig(learning_rate=2e-3, warmup_steps=min(200, config.warm_start_steps // 4)),
         seed=config.seed,
+        backbone_weights=config.backbone_weights,
         cache_dir=cache_dir,
         progress=progress,
     )

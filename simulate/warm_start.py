@@ -33,6 +33,7 @@ from detection.detectors import detector_of
 from detection.geometry import Geometry, geometry_of
 from detection.optim import OptimizerConfig
 from detection.pipeline import training_stream
+from detection.pretrained import pretrained_params
 from detection.shapes import default_cache_root
 from detection.training import train
 
@@ -79,6 +80,12 @@ def warm_start_key(description: dict[str, Any]) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
+def _file_identity(path: str | os.PathLike) -> dict:
+    """The path, size and modification time of a file: a replaced weights file gives another warm start."""
+    stat = Path(path).stat()
+    return {"path": str(path), "size": stat.st_size, "mtime": int(stat.st_mtime)}
+
+
 def warm_start(
     config,
     train_data: DatasetIndex,
@@ -88,11 +95,13 @@ def warm_start(
     batch_size: int,
     optimizer: OptimizerConfig,
     seed: int,
+    backbone_weights: str | os.PathLike | None = None,
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> tuple[Any, Path]:
     """Parameters of ``config``'s detector trained ``steps`` steps with its default losses; cached on disk.
 
+    Training starts from ``backbone_weights`` (pretrained, :mod:`detection.pretrained`) when given.
     Returns (params, cache file). A cached file is reused when every input is the same.
     """
     description = {
@@ -104,6 +113,7 @@ def warm_start(
         "optimizer": dataclasses.asdict(optimizer),
         "seed": seed,
         "train_images": len(train_data),
+        **({"backbone_weights": _file_identity(backbone_weights)} if backbone_weights else {}),
     }
     folder = Path(cache_dir) if cache_dir is not None else default_cache_root() / "warm-starts"
     path = folder / f"warm-start-{warm_start_key(description)}.msgpack"
@@ -116,12 +126,12 @@ def warm_start(
                 return serialization.from_bytes(template, path.read_bytes()), path
             except (ValueError, KeyError, TypeError):
                 pass  # a damaged cache file is recomputed and replaced
-        params = template
+        params = pretrained_params(config, backbone_weights, seed) if backbone_weights else template
         if steps > 0:
             with training_stream(train_data, geometry_of(config), batch_size=batch_size, seed=seed,
                                  steps=steps) as batches:
                 params = train(config, batches, steps=steps, optimizer=optimizer, seed=seed, progress=progress,
-                               log_every=max(steps, 1)).params
+                               log_every=max(steps, 1), params=params if backbone_weights else None).params
         write_atomically(path, serialization.to_bytes(params))
         (folder / f"{path.stem}.json").write_text(json.dumps(description, indent=2, sort_keys=True, default=str))
     return params, path

@@ -23,6 +23,7 @@ BAD_INPUT = {
     "search": (["search", "--generations", "0"], "'generations' must be an integer in [1, 100000], got 0"),
     "simulate": (["simulate", "bce", "--form", "sigmoid", "--steps", "0"], "steps=0 is out of range"),
     "refine": (["refine", "-log(sigmoid(x))", "--form", "sigmoid"], "no numeric constants to refine"),
+    "split-coco": (["split-coco", "/nowhere/ann.json", "--out", "/nowhere/split"], "cannot read annotation file"),
 }
 
 

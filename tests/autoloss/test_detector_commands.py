@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from autoloss.cli import _option_strings, build_parser, main, protect_formulas, restore_values
+from autoloss.detector_commands import format_train
 from detection.evaluation import AP_COLUMNS
 from detection.experiment import EXPERIMENT_FILE, load_trained_model
 from detection.shapes import ensure_shapes_dataset
@@ -140,6 +141,7 @@ def test_train_refuses_a_folder_that_is_not_empty_and_not_a_run(tmp_path):
         (["train", "--loss-cls", "cse_b_reg"], "'cse_b_reg' is a reg-form loss"),
         (["train", "--loss-cls", "1 - i/u"], "is an input of the reg form"),
         (["train", "--steps", "0"], "--steps must be at least 1, got 0"),
+        (["train", "--preset", "resnet18", "--backbone-weights", "/nowhere/r18.pth"], "/nowhere/r18.pth not found"),
         (["evaluate", "/nowhere/run"], "/nowhere/run/experiment.json not found"),
     ],
 )
@@ -198,7 +200,7 @@ def test_divergence_stops_with_a_clear_message(monkeypatch):
     from autoloss import detector_commands
     from detection.training import TrainingDiverged
 
-    def diverge(**kwargs):
+    def diverge(*args, **kwargs):
         raise TrainingDiverged(7, {"loss": float("nan")})
 
     monkeypatch.setattr(detector_commands, "run_experiment", diverge)
@@ -233,3 +235,29 @@ def test_a_run_is_not_resumed_on_other_images_under_the_same_spec(tiny_spec, tmp
     copy.write_text(json.dumps(document))  # the same spec now names fewer training images
     code, out, err = run_cli("train", "--data", spec, *TINY, "--out", tmp_path / "run")
     assert code == 2 and out == "" and "holds a run with different train_images" in err
+
+
+def test_dry_run_names_every_problem_and_trains_nothing(tmp_path):
+    code, out, err = run_cli("train", "--dry-run", "--steps", "0", "--preset", "resnet18", "--data",
+                             "coco:/nowhere/ann.json:/nowhere", "--eval-data", "voc:/nowhere/VOC",
+                             "--backbone-weights", "/nowhere/r18.pth", "--out", tmp_path / "run", "--json")
+    assert code == 2 and json.loads(out)["error"]["kind"] == "usage"
+    assert "4 problems, nothing was run:" in err
+    for problem in ("--steps must be at least 1, got 0", "/nowhere/r18.pth not found",
+                    "training data 'coco:/nowhere/ann.json:/nowhere'", "evaluation data 'voc:/nowhere/VOC'"):
+        assert problem in err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow  # about 10 s: compiles and times the tiny detector's train step
+def test_dry_run_prints_the_plan(tiny_spec, tmp_path):
+    code, out, _ = run_cli("train", "--dry-run", "--data", tiny_spec, "--steps", "5", "--batch-size", "2",
+                           "--image-size", "32", "--out", tmp_path / "run", "--json")
+    assert code == 0
+    (plan,) = json.loads(out)["plan"]
+    assert (plan["train_images"], plan["steps"], plan["batch_size"], plan["canvases"]) == (6, 5, 2, [[32, 32]])
+    assert plan["eval_images"] >= 1 and plan["step_memory_bytes"] > 2 * 32 * 32 * 3
+    assert plan["seconds_per_step"] > 0 and plan["estimated_seconds"] >= 5 * plan["seconds_per_step"]
+    assert not (tmp_path / "run").exists()
+    text = format_train(json.loads(out))
+    assert "train: 1 training(s) of 5 steps, batch 2, canvas 32x32" in text and "GiB" in text

@@ -136,4 +136,36 @@ def test_an_unreachable_dask_scheduler_exits_2_within_seconds(tmp_path, capsys):
 def test_the_paper_preset_is_documented_but_needs_its_coco_files(tmp_path, capsys):
     assert SearchConfig.preset("paper").final_steps == 90_000
     code, _, err = run_cli(capsys, "search", "--preset", "paper", "--out", tmp_path / "run")
-    assert code == 2 and "setting 'data': coco/annotations/instances_train2017.json does not exist" in err
+    assert code == 2 and "setting 'data': coco/annotations/search/search_train.json does not exist" in err
+
+
+def test_dry_run_names_every_problem_of_the_paper_preset(tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "notes.txt").write_text("x")
+    code, out, err = run_cli(capsys, "search", "--preset", "paper", "--dry-run", "--out", tmp_path / "run", "--json",
+                             "--dask-scheduler", "tcp://127.0.0.1:9", "--dask-connect-timeout", "1")
+    assert code == 2 and json.loads(out)["error"]["kind"] == "usage"
+    for problem in ("setting 'data': coco/annotations/search/search_train.json does not exist",
+                    "setting 'search_val_data': coco/annotations/search/search_val.json does not exist",
+                    "setting 'final_val_data': coco/annotations/instances_val2017.json does not exist",
+                    "run is not empty and not a search run", "weights/resnet50-0676ba61.pth not found",
+                    "cannot reach the Dask scheduler at 'tcp://127.0.0.1:9' within 1 s"):
+        assert problem in err
+    assert err.count("resnet50-0676ba61.pth not found") == 1  # the proxy's and the final trainings' problem, once
+    assert (tmp_path / "run" / "notes.txt").read_text() == "x"
+
+
+@pytest.mark.slow  # about 20 s: compiles and times the tiny train step
+def test_dry_run_plans_the_proxy_and_final_trainings(tmp_path):
+    from autoloss.search_plan import search_plan
+    from detection.shapes import ensure_shapes_dataset
+
+    paths = ensure_shapes_dataset(tmp_path / "cache", num_train=8, num_search_val=3, num_final_val=5, image_size=64)
+    specs = {split: f"coco:{annotations}:{images}" for split, (annotations, images) in paths.items()}
+    config = SearchConfig(data=specs["train"], search_val_data=specs["search_val"], final_val_data=specs["final_val"],
+                          image_size=32, generations=2, population=4, top_k=3, proxy_steps=7, proxy_batch_size=2,
+                          final_steps=7, final_batch_size=2)  # the proxy's step: compiled once
+    proxy, final = (stage.to_dict() for stage in search_plan(config, timed_steps=1))
+    assert (proxy["name"], proxy["trainings"], proxy["steps"], proxy["eval_images"]) == ("proxy", 6, 7, 3)
+    assert (final["name"], final["trainings"], final["steps"], final["eval_images"]) == ("final", 2, 7, 5)
+    assert proxy["train_images"] == final["train_images"] == 6 and proxy["estimated_seconds"] > 0

@@ -23,6 +23,9 @@ def test_the_default_config_is_the_demo_preset_and_every_preset_is_valid():
         assert config.to_dict()["generations"] == config.generations
     paper = SearchConfig.preset("paper")
     assert paper.detector_preset == "resnet50" and paper.optimizer == "sgd" and paper.data.startswith("coco,holdout=0:")
+    # the proxy trains on what split-coco leaves and is scored on what it held out, from a pretrained backbone
+    assert "search/search_train.json" in paper.data and "search/search_val.json" in paper.search_val_data
+    assert paper.backbone_weights.endswith("resnet50-0676ba61.pth")
 
 
 def test_unknown_preset_lists_the_presets():

@@ -4,6 +4,7 @@ import pytest
 
 from detection import experiment
 from detection.detectors import DETECTORS, detector_of, get_detector
+from detection.experiment_spec import DataSpec, ExperimentSpec, ModelSpec, Schedule
 from detection.faster_rcnn_config import FasterRCNNConfig
 from detection.fcos import FCOSConfig
 
@@ -53,8 +54,9 @@ def test_a_run_without_steps_trains_the_detectors_default_schedule(tiny_shapes_p
     annotations, images = tiny_shapes_paths["train"]
     for name, detector in DETECTORS.items():
         with pytest.raises(_Stop):
-            experiment.run_experiment(detector=name, data=f"coco:{annotations}:{images}", eval_split="train",
-                                      batch_size=4, out_dir=tmp_path / name, progress=False)
+            spec = ExperimentSpec(data=DataSpec(train=f"coco:{annotations}:{images}", eval_split="train"),
+                                  model=ModelSpec(detector=name), schedule=Schedule(batch_size=4))
+            experiment.run_experiment(spec, tmp_path / name, progress=False)
         assert seen[detector.config_type.__name__] == (detector.default_steps, detector.default_optimizer)
         assert experiment.read_experiment_metadata(tmp_path / name)["steps"] == detector.default_steps
     assert DETECTORS["fcos"].default_steps != DETECTORS["faster-rcnn"].default_steps

@@ -1,5 +1,6 @@
 """Training loop: smoke training, divergence, checkpoint resume, schedules and data parallelism."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -15,9 +16,12 @@ from PIL import Image
 from synthetic_batches import synthetic_batch
 
 from detection import training
+from detection.backbone import frozen_mask
 from detection.checkpoints import METADATA_FILE, STATE_FILE
 from detection.datasets import load_coco
-from detection.fcos import FCOSConfig
+from detection.detectors import detector_of
+from detection.fcos import FCOSConfig, apply_model, init_params
+from detection.fcos_loss import fcos_loss_from_params
 from detection.geometry import Geometry
 from detection.optim import OptimizerConfig, learning_rate_schedule, make_optimizer
 from detection.pipeline import training_stream
@@ -179,6 +183,48 @@ def test_weight_decay_applies_to_kernels_only(name):
     updates, _ = optimizer.update(zero_grads, optimizer.init(params), params)
     np.testing.assert_allclose(updates["kernel"], -0.05)
     np.testing.assert_allclose(updates["bias"], 0.0)
+
+
+TINY_FROZEN = FCOSConfig(num_classes=3, image_size=32, strides=(8,), head_convs=0, fpn_width=8,
+                         backbone_norm="frozen_bn", frozen_stages=1)  # stages 3 and 4 feed nothing at strides (8,)
+
+
+def bfloat16(config):
+    return dataclasses.replace(config, precision="bfloat16")
+
+
+def test_bfloat16_computes_in_bfloat16_and_its_float32_loss_is_close():
+    params, batch = init_params(TINY_FROZEN, jax.random.key(0)), synthetic_batch(2, 32, 0)
+    assert "bf16[2,16,16,16]" in str(jax.make_jaxpr(lambda p: apply_model(p, batch["images"], bfloat16(TINY_FROZEN)))(
+        params))
+    options = dict(detector_of(TINY_FROZEN).loss_options("focal", "giou"))
+    losses = [jax.jit(lambda p, c=c: fcos_loss_from_params(p, batch, c, **options)[0])(params)
+              for c in (TINY_FROZEN, bfloat16(TINY_FROZEN))]
+    assert losses[1].dtype == jnp.float32 and float(losses[1]) != float(losses[0])
+    assert float(losses[1]) == pytest.approx(float(losses[0]), rel=0.02)
+    with pytest.raises(ValueError, match="precision='float16'; choose one of float32, bfloat16"):
+        FCOSConfig(precision="float16")
+
+
+@pytest.mark.slow  # about 10 s of CPU: the step's compile
+def test_a_bfloat16_step_keeps_float32_parameters_and_leaves_the_frozen_ones_unchanged():
+    config, params = bfloat16(TINY_FROZEN), init_params(TINY_FROZEN, jax.random.key(0))
+    batch = synthetic_batch(2, 32, 0)
+    options = detector_of(config).loss_options("focal", "giou")
+    float32_loss = fcos_loss_from_params(params, batch, TINY_FROZEN, **dict(options))[0]
+    state = training.create_train_state(config, OPTIMIZER, 10, jax.random.key(0), params)
+    new, metrics = training.make_train_step(config, OPTIMIZER, 10, options, training.data_parallel_mesh())(
+        state, batch, jax.random.key(1))
+    assert float(metrics["loss"]) == pytest.approx(float(float32_loss), rel=0.02)
+    assert {leaf.dtype for leaf in jax.tree.leaves(new.params)} == {jnp.dtype(jnp.float32)}
+    mask = frozen_mask(params, config)
+    changed = jax.tree.map(lambda a, b: bool(np.any(np.asarray(a) != np.asarray(b))), params, new.params)
+    pairs = list(zip(jax.tree.leaves(mask), jax.tree.leaves(changed), strict=True))
+    assert not any(moved for frozen, moved in pairs if frozen)
+    assert changed["backbone"]["BasicBlock_1"]["Conv_0"]["kernel"] and changed["fpn"]["lateral_8"]["kernel"]
+    assert mask["backbone"]["Conv_0"]["kernel"] and mask["backbone"]["BasicBlock_0"]["Conv_0"]["kernel"]
+    assert not mask["backbone"]["BasicBlock_1"]["Conv_0"]["kernel"]  # stage 2
+    assert mask["backbone"]["BasicBlock_1"]["FrozenBatchNorm_0"]["scale"]
 
 
 def test_bad_optimizer_name_is_rejected():
