@@ -221,8 +221,9 @@ def _checkpoint_reports(out_dir, steps: int):
     done = threading.Event()
 
     def watch():
-        seen, last = 0, time.perf_counter()
-        while not done.wait(CHECKPOINT_POLL_SECONDS):
+        seen, last, finished = 0, time.perf_counter(), False
+        while not finished:  # one more look once the block ended: its last checkpoint is always reported
+            finished = done.wait(CHECKPOINT_POLL_SECONDS)
             with contextlib.suppress(OSError, ValueError):
                 step = int(json.loads((Path(out_dir) / METADATA_FILE).read_text())["step"])
                 if step > seen:
