@@ -15,7 +15,6 @@ NCHW in torch). ``fc.*`` (the ImageNet classifier) and ``num_batches_tracked`` a
 
 from __future__ import annotations
 
-import json
 import pickle
 import re
 import zipfile
@@ -23,13 +22,15 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import ml_dtypes
 import numpy as np
+import safetensors.numpy
+from safetensors import SafetensorError
 
 from detection.backbone import BACKBONES, BackboneSpec, backbone_of
 
 SUFFIXES = (".pth", ".pt", ".safetensors", ".npz")
-UNREADABLE = (OSError, ValueError, KeyError, TypeError, RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile)
+UNREADABLE = (OSError, ValueError, KeyError, TypeError, RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile,
+              SafetensorError)
 UNUSED = re.compile(r"^fc\.|\.num_batches_tracked$")
 _BN = {"weight": "scale", "bias": "bias", "running_mean": "mean", "running_var": "var"}
 _ARCHITECTURES = {  # (block, depths) -> torchvision's name
@@ -38,14 +39,6 @@ _ARCHITECTURES = {  # (block, depths) -> torchvision's name
     ("bottleneck", (3, 4, 6, 3)): "ResNet-50",
     ("bottleneck", (3, 4, 23, 3)): "ResNet-101",
     ("bottleneck", (3, 8, 36, 3)): "ResNet-152",
-}
-_SAFETENSORS_DTYPES = {
-    "F64": np.float64,
-    "F32": np.float32,
-    "F16": np.float16,
-    "BF16": ml_dtypes.bfloat16,
-    "I64": np.int64,
-    "I32": np.int32,
 }
 
 
@@ -68,7 +61,7 @@ def read_state_dict(path: str | Path) -> dict[str, np.ndarray]:
             with np.load(path, allow_pickle=False) as archive:
                 tensors = {name: archive[name] for name in archive.files}
         elif path.suffix == ".safetensors":
-            tensors = _read_safetensors(path)
+            tensors = safetensors.numpy.load_file(path)
         else:
             tensors = _read_torch(path)
     except BackboneWeightsError:
@@ -92,23 +85,6 @@ def _read_torch(path: Path) -> dict:
             f"{path}: not a state dict (a mapping of names to tensors), as torchvision's model.state_dict() is"
         )
     return {name: value.float().numpy() for name, value in state.items()}
-
-
-def _read_safetensors(path: Path) -> dict:
-    """The tensors of a safetensors file: 8-byte header length, JSON header, then the raw little-endian data."""
-    raw = path.read_bytes()
-    length = int.from_bytes(raw[:8], "little")
-    header = json.loads(raw[8 : 8 + length])
-    data = raw[8 + length :]
-    tensors = {}
-    for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        if entry["dtype"] not in _SAFETENSORS_DTYPES:
-            raise ValueError(f"tensor {name} has dtype {entry['dtype']}, not a float or integer type")
-        start, end = entry["data_offsets"]
-        tensors[name] = np.frombuffer(data[start:end], _SAFETENSORS_DTYPES[entry["dtype"]]).reshape(entry["shape"])
-    return tensors
 
 
 def architecture_of(state: dict[str, np.ndarray]) -> tuple[str, tuple[int, ...]]:

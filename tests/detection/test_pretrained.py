@@ -1,12 +1,12 @@
 """Pretrained backbone import: torchvision's ResNet forward pass reproduced, bad files refused, frozen parts fixed."""
 
 import functools
-import json
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import safetensors.torch
 
 from detection.backbone import BACKBONES, ResNet
 from detection.fcos import FCOSConfig
@@ -74,13 +74,9 @@ def test_mapping_covers_every_backbone_parameter():
 def test_safetensors_and_npz_files_hold_the_same_tensors(tmp_path):
     state = {"conv1.weight": np.arange(24, dtype=np.float32).reshape(2, 3, 2, 2), "bn1.bias": np.ones(2, np.float32)}
     np.savez(tmp_path / "w.npz", **state)
-    header, offset, data = {}, 0, b""
-    for name, value in state.items():  # the safetensors layout: header length, JSON header, raw data
-        header[name] = {"dtype": "F32", "shape": list(value.shape), "data_offsets": [offset, offset + value.nbytes]}
-        offset, data = offset + value.nbytes, data + value.tobytes()
-    text = json.dumps(header).encode()
-    (tmp_path / "w.safetensors").write_bytes(len(text).to_bytes(8, "little") + text + data)
-    torch.save({k: torch.from_numpy(v) for k, v in state.items()}, tmp_path / "w.pth")
+    tensors = {k: torch.from_numpy(v) for k, v in state.items()}
+    safetensors.torch.save_file(tensors, tmp_path / "w.safetensors")  # as a user converts torchvision's file
+    torch.save(tensors, tmp_path / "w.pth")
     for file in ("w.npz", "w.safetensors", "w.pth"):
         read = read_state_dict(tmp_path / file)
         assert set(read) == set(state)
