@@ -10,8 +10,9 @@ and first stage), one jitted train step (forward, backward, AdamW update) on a f
 On a CPU, bfloat16 is emulated and slower; the option is meant for GPUs and TPUs.
 
 Weight import: a state dict in torchvision's layout with random values (no download) is written once as
-``.npz`` and, with torch installed, ``.pth``; the time of :func:`detection.pretrained.load_backbone_params`
-(read the file, check names and shapes, transpose the kernels) is the median of three reads.
+``.npz``, ``.safetensors`` and, with torch installed, ``.pth``; the time of
+:func:`detection.pretrained.load_backbone_params` (read the file, check names and shapes, transpose the kernels)
+is the median of three reads.
 
 The machine is shared: the section states the load average before the run.
 """
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import safetensors.numpy
 
 from benchmarks.results_file import command_line, machine_line, publish
 from detection.backbone import BACKBONES
@@ -103,11 +105,12 @@ def random_state_dict(backbone: str) -> dict[str, np.ndarray]:
 
 
 def measure_import(backbone: str, folder: Path) -> list[dict]:
-    """Median seconds of load_backbone_params per file format (.npz; .pth with torch installed)."""
+    """Median seconds of load_backbone_params per file format (.npz, .safetensors; .pth with torch installed)."""
     state = random_state_dict(backbone)
     config = pretrained_model(backbone).config(NUM_CLASSES, 64)
-    files = [folder / f"{backbone}.npz"]
+    files = [folder / f"{backbone}.npz", folder / f"{backbone}.safetensors"]
     np.savez(files[0], **state)
+    safetensors.numpy.save_file(state, files[1])
     try:
         import torch
 
