@@ -269,12 +269,17 @@ def benchmark_shapes(args, command: str) -> str:
     return "\n".join(lines)
 
 
+def checkout_cli(checkout: Path, *args: str, **env: str) -> tuple[list[str], dict]:
+    """The command line and environment of ``autoloss ARGS`` run with the project at ``checkout`` (``env`` added)."""
+    code = "import sys; from autoloss.cli import main; sys.exit(main(sys.argv[1:]))"
+    return [sys.executable, "-c", code, *args], {**os.environ, "PYTHONPATH": str(checkout), **env}
+
+
 def train_ap(checkout: Path, seed: int, steps: int, out_dir: Path) -> dict:
     """The JSON report of ``autoloss train --steps steps --seed seed`` run with the project at ``checkout``."""
-    env = {**os.environ, "PYTHONPATH": str(checkout)}
-    code = "import sys; from autoloss.cli import main; sys.exit(main(sys.argv[1:]))"
-    result = subprocess.run([sys.executable, "-c", code, "train", "--steps", str(steps), "--seed", str(seed),
-                             "--out", str(out_dir), "--json"], cwd=checkout, env=env, capture_output=True, text=True)
+    command, env = checkout_cli(checkout, "train", "--steps", str(steps), "--seed", str(seed), "--out", str(out_dir),
+                                "--json")
+    result = subprocess.run(command, cwd=checkout, env=env, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"training at {checkout} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout)
@@ -319,9 +324,8 @@ def timed_search(checkout: Path, label: str, work: Path) -> dict:
     shutil.copytree(dataset, cache / dataset.name)
     run_dir = work / f"search-{label}"
     shutil.rmtree(run_dir, ignore_errors=True)
-    env = {**os.environ, "PYTHONPATH": str(checkout), "AUTOLOSS_CACHE": str(cache)}
-    code = "import sys; from autoloss.cli import main; sys.exit(main(sys.argv[1:]))"
-    return peak_memory([sys.executable, "-c", code, "search", "--out", str(run_dir), "--json"], cwd=checkout, env=env)
+    command, env = checkout_cli(checkout, "search", "--out", str(run_dir), "--json", AUTOLOSS_CACHE=str(cache))
+    return peak_memory(command, cwd=checkout, env=env)
 
 
 def benchmark_search(args, command: str) -> str:
