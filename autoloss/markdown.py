@@ -19,6 +19,12 @@ def signed(value) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{100 * value:+.1f}"
 
 
+def mean_std(mean, std) -> str:
+    """A mean of fractions as a percentage with ``± std`` (percentage points) when there is a spread, or ``-``."""
+    return percent(mean) if std is None or not math.isfinite(std) or percent(mean) == "-" else (
+        f"{percent(mean)} ± {100 * std:.1f}")
+
+
 def code(text: str) -> str:
     """Inline code for a Markdown table cell."""
     return "`" + str(text).replace("|", "\\|") + "`"

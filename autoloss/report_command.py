@@ -21,10 +21,11 @@ from pathlib import Path
 
 from autoloss.cli_contract import UsageError
 from autoloss.export import write_atomically
-from autoloss.markdown import code, percent, signed, table
+from autoloss.final_comparison import PAPER_COLUMNS, Comparison
+from autoloss.markdown import code, mean_std, percent, signed, table
 from autoloss.pareto import BEST_LOSS_FACTOR, ParetoFront
 from autoloss.plots import plot_funnel, plot_loss, plot_pareto, plot_search_progress
-from autoloss.search_result import PAPER_COLUMNS, SearchResult
+from autoloss.search_result import SearchResult
 
 REPORT_FILE = "report.md"
 HALL_OF_FAME_ROWS = 10
@@ -178,19 +179,29 @@ def final_section(result: SearchResult) -> list[str]:
     if not result.finished:
         lines += ["**Incomplete.** The run stopped during its final evaluation; the rows below are those that "
                   f"finished. Continue it with `autoloss search --resume {result.run_dir}`.", ""]
-    lines += [f"Each row trained for {config.final_steps} steps (batch {config.final_batch_size}) on the train split; "
-              "AP % on `final_val`, which the search never saw.", ""]
-    rows, legend = [], []
+    seeds = sorted({int(seed) for row in final.values() for seed in (*row.get("seeds", {}), *row.get("failed", {}))})
+    lines += [f"Each row trained for {config.final_steps} steps (batch {config.final_batch_size}) on the train split "
+              f"with seed{'s' * (len(seeds) != 1)} {', '.join(map(str, seeds)) or '-'} (up to "
+              f"{config.final_max_seeds} while a found row is within the seed spread of the baseline); AP % on "
+              "`final_val`, which the search never saw: mean ± standard deviation over the seeds.", ""]
+    rows, legend, verdicts = [], [], []
     for name, row in final.items():
         if row.get("status") != "ok":
             rows.append([name, *["-"] * len(PAPER_COLUMNS)])
             legend.append(f"- {name}: failed ({row.get('reason')})")
             continue
-        rows.append([name, *(percent(row["metrics"].get(c)) for c in PAPER_COLUMNS)])
+        std = row.get("std") or {}
+        rows.append([name, *(mean_std(row["metrics"].get(c), std.get(c)) for c in PAPER_COLUMNS)])
         if row.get("delta"):
             rows.append([f"Δ {name} vs baseline", *(signed(row["delta"][c]) for c in PAPER_COLUMNS)])
+        if row.get("comparison"):
+            verdicts.append(f"- {name} vs baseline: {Comparison.from_dict(row['comparison']).text()}")
         legend.append(f"- {name}: cls {code(row['losses']['cls'])}, reg {code(row['losses']['reg'])}")
-    return lines + table(["row", *PAPER_COLUMNS], rows, text_columns=(0,)) + ["", "Losses:", "", *legend]
+    lines += table(["row", *PAPER_COLUMNS], rows, text_columns=(0,))
+    if verdicts:
+        lines += ["", "AP difference against the seed spread (beyond it: better or worse; within it: more seeds or "
+                  "a longer schedule would be needed to tell):", "", *verdicts]
+    return lines + ["", "Losses:", "", *legend]
 
 
 def report_markdown(result: SearchResult, images: dict[str, str]) -> str:

@@ -15,7 +15,7 @@ file, fsync, ``os.replace`` — so a kill at any moment leaves the previous comp
                          autoloss.plots_search (plot_search_progress, plot_funnel), plus per
                          generation the counts generated, unique, cpv, mos, proxy, best, median
       result.json        the final report (final evaluation rows, funnel, timings) once finished
-      final/ROW/         each model of the final evaluation (``autoloss evaluate`` reads it)
+      final/ROW[-seedS]/ each model of the final evaluation (``autoloss evaluate`` reads it)
       .lock              held (flock) while a search runs here
 
 ``candidates.jsonl`` holds one object per line, each with a unique ``id``:
@@ -26,7 +26,7 @@ file, fsync, ``os.replace`` — so a kill at any moment leaves the previous comp
   ``origin`` (random, mutation, crossover, zoo:NAME), the stage's scores and ``seconds``. Raw trees
   that repeat a seen one (same functional fingerprint) are only counted, in the generation record.
 * ``"event": "generation"`` — the generation's funnel, rejection reasons, proxy APs and parents.
-* ``"event": "final"`` — one per row of the final evaluation.
+* ``"event": "final"`` — one per training of the final evaluation (``row``, ``seed``).
 
 A resumed search redoes the stage it was killed in; records already in the log are not written again
 (by ``id``). Before any work, :meth:`RunStore.validate` reads the checkpoint and every line of the log

@@ -142,7 +142,12 @@ class SearchConfig:
                               "layer re-initialized; scratch = a freshly initialized detector")
     final_steps: int = _int(1000, 0, 10**9, "training steps of the final evaluation (0 skips it)")
     final_batch_size: int = _int(16, 1, 4096, "images per step of the final evaluation")
+    final_learning_rate: float = _float(0.0, 0.0, 10.0, "peak learning rate of the final evaluation (0: "
+                                        "learning_rate, the proxy's)")
     final_time_limit: float = _float(3600.0, 1.0, 10**8, "seconds one final training may take")
+    final_seeds: int = _int(2, 1, 1000, "seeds every final row trains (seed, seed + 1, ...)")
+    final_max_seeds: int = _int(3, 1, 1000, "seeds a found row and the baseline go up to while their AP difference "
+                                "is within the seed spread (autoloss.final_comparison)")
     # execution (may differ on resume)
     workers: int = _int(2, 1, 4096, "local worker processes for proxy and final trainings")
     dask_scheduler: str | None = _text(None, "Dask scheduler address (tcp://HOST:PORT) instead of local workers")
@@ -168,6 +173,9 @@ class SearchConfig:
                                     f"(M = {self.population}): the proxy takes the K best of M")
         for name in ("data", "search_val_data", "final_val_data"):
             check_dataset_spec(name, getattr(self, name))
+        if self.final_max_seeds < self.final_seeds:
+            raise SearchConfigError(f"setting 'final_max_seeds' ({self.final_max_seeds}) cannot be below "
+                                    f"'final_seeds' ({self.final_seeds}), the seeds every final row trains")
         if self.image_max_size and self.image_max_size < self.image_size:
             raise SearchConfigError(f"setting 'image_max_size' ({self.image_max_size}) cannot be below 'image_size' "
                                     f"({self.image_size}), the shorter side; 0 makes it equal")
@@ -371,6 +379,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "proxy_steps": 7330, "proxy_batch_size": 16, "optimizer": "sgd", "learning_rate": 1e-2,
         "proxy_time_limit": 4 * 3600.0,
         "final_steps": 90_000, "final_batch_size": 16, "final_time_limit": 48 * 3600.0, "workers": 1,
+        "final_seeds": 1, "final_max_seeds": 2,  # a second seed of both rows only when one cannot tell them apart
         "verify_time_budget": 1.0,  # proofs: worth their CPU here, at the cost of bit-identical reruns
     },
 }

@@ -14,7 +14,9 @@ have found; a resumed run's folder (and its checkpoint's version) is checked bef
 Then the final evaluation (Sec. 4 of the paper): the default losses of the detector (the baseline)
 and the best found loss of each branch (and, for ``both``, the two winners together) are trained
 with the longer final schedule on the train split and evaluated on ``final_val``, which the search
-never saw. Each row's model is saved under ``RUN_DIR/final/ROW``.
+never saw, each with ``final_seeds`` seeds and more while a found row's difference to the baseline is within the
+seed spread (``autoloss.final_comparison``). Each model is saved under ``RUN_DIR/final/ROW`` (first seed) or
+``RUN_DIR/final/ROW-seedS``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import jax
 from autoloss.devices import visible_gpus
 from autoloss.evolution import Evolution, EvolutionSettings, Request, hall_of_fame
 from autoloss.executors import TaskRunner, TrainingTask
+from autoloss.final_comparison import final_table, seeds_wanted, training_key
 from autoloss.proxy import train_and_evaluate
 from autoloss.records import ap_metrics
 from autoloss.run_store import CHECKPOINT, RunStore
@@ -141,7 +144,7 @@ def task_spec(config: SearchConfig, losses: Mapping[str, dict], *, final: bool =
         "backbone_weights": config.backbone_weights, "precision": config.precision, "data": config.data,
         "data_root": config.data_root, "image_size": config.image_size, "image_max_size": config.image_max_size or None,
         "data_workers": config.data_workers, "optimizer": config.optimizer,
-        "learning_rate": config.learning_rate, "seed": config.seed,
+        "learning_rate": (final and config.final_learning_rate) or config.learning_rate, "seed": config.seed,
         "eval_data": config.final_val_data if final else config.search_val_data,
         "eval_split": "final_val" if final else "search_val",
         "steps": config.final_steps if final else config.proxy_steps,
@@ -422,32 +425,44 @@ class _SearchRun:
         return rows
 
     def _final(self, state: SearchState) -> None:
-        rows = self.final_rows(state)
-        missing = [name for name in rows if name not in state.final]
-        if not missing:
-            return
-        self.reporter.message(f"final evaluation: {', '.join(rows)} ({self.config.final_steps} steps each)")
-        self.reporter.stage("final", len(rows), unit="training", done=len(rows) - len(missing))
-        return_model = not self.runner.shared_filesystem
-        tasks = {name: TrainingTask(task_spec(self.config, rows[name], final=True, return_model=return_model,
-                                              out_dir=self.store.path / "final" / name),
-                                    self.config.final_time_limit, f"final {name}") for name in missing}
-        started = time.perf_counter()
+        rows, started = self.final_rows(state), time.perf_counter()
+        while True:
+            wanted = seeds_wanted(final_table(state.final), rows, self.config.seed, self.config.final_seeds,
+                                  self.config.final_max_seeds)
+            plan = {training_key(row, seed, self.config.seed): (row, seed) for row, seeds in wanted.items()
+                    for seed in seeds}
+            missing = {key: value for key, value in plan.items() if key not in state.final}
+            if not missing:
+                break
+            self._final_round(state, rows, plan, missing)
+        self._add_seconds(state, "final", time.perf_counter() - started)
 
-        def on_result(name: str, result: dict) -> None:
+    def _final_round(self, state: SearchState, rows: dict, plan: dict, missing: dict) -> None:
+        seeds = sorted({seed for _, seed in missing.values()})
+        self.reporter.message(f"final evaluation: {', '.join(rows)}, seed{'s' * (len(seeds) > 1)} "
+                              f"{', '.join(map(str, seeds))} ({self.config.final_steps} steps each)")
+        self.reporter.stage("final", len(plan), unit="training", done=len(plan) - len(missing))
+        return_model = not self.runner.shared_filesystem
+        tasks = {key: TrainingTask(task_spec(self.config.replace(seed=seed), rows[row], final=True,
+                                             return_model=return_model, out_dir=self.store.path / "final" / key),
+                                   self.config.final_time_limit, f"final {key}")
+                 for key, (row, seed) in missing.items()}
+
+        def on_result(key: str, result: dict) -> None:
             for file_name, data in (result.pop("files", None) or {}).items():  # a model trained elsewhere
-                write_atomically(self.store.path / "final" / name / file_name, data)
-            losses = {branch: loss.get("infix") or loss.get("name") for branch, loss in rows[name].items()}
-            row = {"status": result.get("status"), "reason": result.get("reason"), "losses": losses,
-                   "metrics": ap_metrics(result.get("metrics") or {}), "seconds": result.get("seconds"),
-                   "out_dir": result.get("out_dir"), "attempts": result.get("attempts")}
-            state.final[name] = row
+                write_atomically(self.store.path / "final" / key / file_name, data)
+            row_name, seed = missing[key]
+            losses = {branch: loss.get("infix") or loss.get("name") for branch, loss in rows[row_name].items()}
+            row = {"row": row_name, "seed": seed, "status": result.get("status"), "reason": result.get("reason"),
+                   "losses": losses, "metrics": ap_metrics(result.get("metrics") or {}),
+                   "seconds": result.get("seconds"), "out_dir": result.get("out_dir"),
+                   "attempts": result.get("attempts")}
+            state.final[key] = row
             timings = {k: v for k, v in result.items() if k.endswith(("seconds", "_second")) and k != "seconds"}
-            self._save(state, [{"id": f"final/{name}", "event": "final", "row": name, **row, "timings": timings}])
+            self._save(state, [{"id": f"final/{key}", "event": "final", **row, "timings": timings}])
             self.reporter.advance(1)
 
         self.runner.run(self.proxy_task, tasks, on_result, self._monitor())
-        self._add_seconds(state, "final", time.perf_counter() - started)
         self.reporter.close()
 
 

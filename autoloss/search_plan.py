@@ -33,7 +33,8 @@ def stage_experiments(config: SearchConfig) -> list[tuple[str, ExperimentSpec, i
         )
     ]
     if config.final_steps:
-        finals = 2 if len(config.branches) == 1 else 4  # the baseline, each branch's winner, both winners
+        rows = 2 if len(config.branches) == 1 else 4  # the baseline, each branch's winner, both winners
+        finals = rows * config.final_seeds  # at least: up to final_max_seeds when a difference is within the spread
         stages.append(("final", proxy.experiment_spec(task_spec(config, losses, final=True)), finals))
     return stages
 

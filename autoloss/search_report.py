@@ -9,8 +9,8 @@ from typing import TextIO
 
 from tqdm.auto import tqdm
 
-from autoloss.markdown import percent
-from autoloss.search_result import PAPER_COLUMNS
+from autoloss.final_comparison import PAPER_COLUMNS, Comparison
+from autoloss.markdown import mean_std, percent
 
 
 def generation_line(branch: str, summary: dict, generations: int) -> str:
@@ -150,20 +150,25 @@ def format_final(report: dict) -> list[str]:
     final, config = report.get("final") or {}, report["config"]
     if not final:
         return []
+    seeds = sorted({int(seed) for row in final.values() for seed in (*row.get("seeds", {}), *row.get("failed", {}))})
     lines = ["", f"final evaluation: {config['final_steps']} steps (batch {config['final_batch_size']}) on the train "
-             "split, AP (%) on final_val, which the search never saw:"]
+             f"split, seed{'s' * (len(seeds) != 1)} {', '.join(map(str, seeds)) or '-'}; AP (%) on final_val, which "
+             "the search never saw (mean ± std over the seeds):"]
     rows = [["row", *PAPER_COLUMNS]]
-    legend = []
+    legend, verdicts = [], []
     for name, row in final.items():
         if row.get("status") != "ok":
             rows.append([name, *["-"] * len(PAPER_COLUMNS)])
             legend.append(f"  {name}: failed ({row.get('reason')})")
             continue
-        rows.append([name, *(percent(row["metrics"].get(c)) for c in PAPER_COLUMNS)])
+        std = row.get("std") or {}
+        rows.append([name, *(mean_std(row["metrics"].get(c), std.get(c)) for c in PAPER_COLUMNS)])
         if row.get("delta"):
             rows.append(["  vs baseline", *(_signed(row["delta"][c]) for c in PAPER_COLUMNS)])
+        if row.get("comparison"):
+            verdicts.append(f"  {name} vs baseline: {Comparison.from_dict(row['comparison']).text()}")
         legend.append(f"  {name}: cls {row['losses']['cls']}, reg {row['losses']['reg']}")
-    return lines + _table(rows, set(range(1, len(PAPER_COLUMNS) + 1))) + ["losses:", *legend]
+    return lines + _table(rows, set(range(1, len(PAPER_COLUMNS) + 1))) + verdicts + ["losses:", *legend]
 
 
 def _signed(value) -> str:

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from autoloss.evolution import hall_of_fame
+from autoloss.final_comparison import final_table
 from autoloss.pareto import ParetoFront, pareto_hall_of_fame, points_of
 from autoloss.records import CandidateRecord
 from autoloss.run_store import CHECKPOINT, HALL_OF_FAME, PROGRESS, RESULT, RunStore
@@ -28,8 +28,6 @@ from autoloss.search_config import SearchConfig
 from autoloss.search_state import SearchState
 from symbolic.candidate import Candidate
 from symbolic.cpv import VerdictSummary
-
-PAPER_COLUMNS = ("AP", "AP50", "AP75", "AP_S", "AP_M", "AP_L")  # CSE-Autoloss, Tables 2-4
 
 
 def cpv_summary(cpv: VerdictSummary | None) -> str:
@@ -122,23 +120,6 @@ def write_reports(store: RunStore, config: SearchConfig, state: SearchState) -> 
     if summary["finished"]:
         store.write_report(RESULT, {"config": config.to_dict(), **summary})
     return summary
-
-
-def final_table(rows: dict[str, dict]) -> dict:
-    """Final rows with each AP column's difference to the baseline row (None where either is missing)."""
-    baseline = (rows.get("baseline") or {}).get("metrics") or {}
-    table = {}
-    for name, row in sorted(rows.items(), key=lambda item: (item[0] != "baseline", item[0])):
-        metrics = row.get("metrics") or {}
-        delta = {column: _difference(metrics.get(column), baseline.get(column)) for column in PAPER_COLUMNS}
-        table[name] = {**row, "delta": None if name == "baseline" else delta}
-    return table
-
-
-def _difference(value, reference):
-    if value is None or reference is None or not (math.isfinite(value) and math.isfinite(reference)):
-        return None
-    return value - reference
 
 
 @dataclasses.dataclass(frozen=True)

@@ -84,7 +84,8 @@ def training_spec(training: Training, loss: dict, config: SearchConfig, work_dir
     """The ``autoloss.proxy.train_and_evaluate`` spec of ``training`` with classification loss entry ``loss``."""
     losses = {**default_losses(config), "cls": loss}
     if training.kind == "final":
-        final = config.replace(final_steps=training.steps, learning_rate=training.learning_rate, seed=training.seed)
+        final = config.replace(final_steps=training.steps, final_learning_rate=training.learning_rate,
+                               seed=training.seed)
         return task_spec(final, losses, final=True, out_dir=work_dir / "runs" / training.id)
     spec = task_spec(config.replace(proxy_steps=training.steps, learning_rate=training.learning_rate,
                                     seed=training.seed), losses, branch="cls")

@@ -3,8 +3,9 @@
 ``benchmarks.loss_combination`` and ``benchmarks.transfer`` differ only in their rows; both call
 :func:`main_of` with a function building them. AP columns are percent, mean ± sample standard
 deviation over the seeds that finished (an AP_S/M/L column is "-" when final_val has no object of
-that size). "vs ref" is the difference in mean AP to the row marked "ref" on the same detector and
-data, with a verdict: beyond the seed spread (the two rows' standard deviations added) or within it.
+that size). "vs ref" is the mean difference in AP to the row marked "ref" on the same detector and
+data over the seeds both finished, with a verdict: beyond the seed spread (the two rows' standard
+deviations added) or within it, the rule of the search's final evaluation (``autoloss.final_comparison``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from autoloss.search_result import PAPER_COLUMNS, SearchResult
+from autoloss.final_comparison import PAPER_COLUMNS, compare
+from autoloss.search_result import SearchResult
 from benchmarks.loss_rows import DETECTOR_ORDER, PRESETS, Loss, Row, Schedule, run_rows
 from benchmarks.results_file import RESULTS, command_line, machine_line, publish
 from detection.detectors import get_detector
@@ -91,6 +93,8 @@ def summarize(results: list[dict]) -> dict:
         "reused": len(ok) - len(trained),
         "failures": [r["reason"] for r in results if r["status"] != "ok"],
         "seeds": len(results),
+        "ap_by_seed": {seed: r["metrics"]["AP"] for seed, r in enumerate(results)  # results come in seed order
+                       if r["status"] == "ok" and r["metrics"].get("AP") is not None},
     }
 
 
@@ -98,14 +102,13 @@ def _comparison(summary: dict, reference: dict | None) -> tuple[str, str | None]
     """The "vs ref" cell and the verdict word (better, worse, within, or None when there is nothing to say)."""
     if reference is None:
         return "-", None
-    (mean, std, n), (ref_mean, ref_std, ref_n) = summary["columns"]["AP"], reference["columns"]["AP"]
-    if math.isnan(mean) or math.isnan(ref_mean):
+    comparison = compare(summary["ap_by_seed"], reference["ap_by_seed"])  # the search's final rule, paired
+    if comparison.delta is None:
         return "-", None
-    delta = mean - ref_mean
-    if n < 2 or ref_n < 2:
-        return f"{delta:+.1f} (1 seed)", None
-    verdict = "within" if abs(delta) <= std + ref_std else ("better" if delta > 0 else "worse")
-    return f"{delta:+.1f} ({'within spread' if verdict == 'within' else verdict})", verdict
+    if comparison.verdict == "one seed":
+        return f"{100 * comparison.delta:+.1f} (1 seed)", None
+    verdict = "within" if comparison.verdict == "within the seed spread" else comparison.verdict
+    return f"{100 * comparison.delta:+.1f} ({'within spread' if verdict == 'within' else verdict})", verdict
 
 
 def format_table(rows: list[Row], summaries: dict[Row, dict]) -> tuple[list[str], list[str]]:

@@ -20,10 +20,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from autoloss.markdown import percent  # noqa: E402
+from autoloss.final_comparison import PAPER_COLUMNS, Comparison  # noqa: E402
+from autoloss.markdown import mean_std, percent  # noqa: E402
 from autoloss.search_config import METHODS, SearchConfig  # noqa: E402
 from autoloss.search_driver import search  # noqa: E402
-from autoloss.search_result import PAPER_COLUMNS  # noqa: E402
 from benchmarks.results_file import command_line, machine_line, publish  # noqa: E402
 
 SECTION = "## Search, demo preset (autoloss search)"
@@ -53,9 +53,12 @@ def method_rows(method: str, result) -> list[str]:
         cells = []
         for column in PAPER_COLUMNS:
             delta = (row.get("delta") or {}).get(column)
-            cells.append(percent(row["metrics"].get(column)) + ("" if delta is None else f" ({100 * delta:+.1f})"))
+            cells.append(mean_std(row["metrics"].get(column), (row.get("std") or {}).get(column))
+                         + ("" if delta is None else f" ({100 * delta:+.1f})"))
         lines.append(f"| {name} | {losses} | " + " | ".join(cells) + " |")
-    return lines + [""]
+    verdicts = [f"* {name} vs baseline: {Comparison.from_dict(row['comparison']).text()}"
+                for name, row in result.final.items() if row.get("comparison")]
+    return lines + ([""] + verdicts if verdicts else []) + [""]
 
 
 def main() -> None:
@@ -69,8 +72,9 @@ def main() -> None:
     command = command_line("benchmarks.search_demo")
     lines = [SECTION, "", f"Machine: {machine_line()}. Command: `{command}` "
              f"(the default run is `autoloss search`).", "",
-             "Final rows: AP (%) on final_val, which the search never saw; in parentheses the difference to the "
-             "baseline row.", ""]
+             "Final rows: AP (%) on final_val, which the search never saw, mean ± std over the final seeds; in "
+             "parentheses the difference to the baseline row, and below the difference against the seed spread.",
+             ""]
     for method in args.methods.split(","):
         config = SearchConfig.preset(args.preset, method=method)
         result = search(config, run_dir=Path(args.out) / method)

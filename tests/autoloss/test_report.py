@@ -8,9 +8,9 @@ import pytest
 from search_runs import finished_run, run_stopped_before_final
 
 from autoloss.cli import main
+from autoloss.final_comparison import PAPER_COLUMNS
 from autoloss.run_store import RESULT, RunStore
 from autoloss.search_config import SearchConfig
-from autoloss.search_result import PAPER_COLUMNS
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SECTIONS = ("# Search report: run", "## Best losses", "### cls branch (sigmoid form)", "### reg branch (reg form)",

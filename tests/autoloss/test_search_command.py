@@ -167,5 +167,6 @@ def test_dry_run_plans_the_proxy_and_final_trainings(tmp_path):
                           final_steps=7, final_batch_size=2)  # the proxy's step: compiled once
     proxy, final = (stage.to_dict() for stage in search_plan(config, timed_steps=1))
     assert (proxy["name"], proxy["trainings"], proxy["steps"], proxy["eval_images"]) == ("proxy", 6, 7, 3)
-    assert (final["name"], final["trainings"], final["steps"], final["eval_images"]) == ("final", 2, 7, 5)
+    # two rows (the baseline and the found loss), two seeds each
+    assert (final["name"], final["trainings"], final["steps"], final["eval_images"]) == ("final", 4, 7, 5)
     assert proxy["train_images"] == final["train_images"] == 6 and proxy["estimated_seconds"] > 0

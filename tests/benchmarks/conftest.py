@@ -6,8 +6,8 @@ import pytest
 from search_fakes import FakeSimulator, fake_proxy, unit_hash
 
 import autoloss
+from autoloss.final_comparison import PAPER_COLUMNS
 from autoloss.search_config import SearchConfig
-from autoloss.search_result import PAPER_COLUMNS
 from benchmarks import loss_rows
 
 HEADER = ["detector", "data", "row", "cls loss", "reg loss", *PAPER_COLUMNS, "vs ref (AP)", "min/run", "note"]

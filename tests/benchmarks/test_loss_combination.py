@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from autoloss.search_result import PAPER_COLUMNS
+from autoloss.final_comparison import PAPER_COLUMNS
 from benchmarks import loss_combination
 
 

@@ -3,7 +3,7 @@ losses (and why not), --write, and a real smoke run."""
 
 import pytest
 
-from autoloss.search_result import PAPER_COLUMNS
+from autoloss.final_comparison import PAPER_COLUMNS
 from benchmarks import transfer
 
 A_ON_FCOS = "not trained: cse_a_cls is a softmax-form loss; the fcos classifier takes the sigmoid form"
