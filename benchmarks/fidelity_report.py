@@ -85,6 +85,8 @@ def variants(study) -> list[Variant]:
             break
     rows.append(Variant(f"final, the demo search's ({config.final_steps} steps, lr {config.learning_rate:g})",
                         study.scores(study.demo_final), study.cpu(study.demo_final)))
+    rows.append(Variant(f"final, {config.final_steps} steps at lr {s.reference_lr:g}",
+                        study.scores(study.quick_final), study.cpu(study.quick_final)))
     if s.short_steps:
         short = lambda n: study.final(n, s.short_steps)  # noqa: E731
         rows.append(Variant(f"final, {s.short_steps} steps", study.scores(short), study.cpu(short)))
@@ -205,7 +207,8 @@ def candidate_table(study) -> list[str]:
     columns += [("normalized (scale)", lambda n: study.proxy(n, normalized=True))]
     if s.later_warm_start:
         columns += [(f"warm {s.later_warm_start}", lambda n: study.proxy(n, warm_start_steps=s.later_warm_start))]
-    columns += [(f"final {study.config.final_steps} (demo)", study.demo_final)]
+    columns += [(f"final {study.config.final_steps} (demo)", study.demo_final),
+                (f"final {study.config.final_steps} lr {s.reference_lr:g}", study.quick_final)]
     columns += [(f"final {steps}", lambda n, steps=steps: study.final(n, steps))
                 for steps in (s.short_steps, s.reference_steps) if steps]
     body = []

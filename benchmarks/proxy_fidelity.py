@@ -12,9 +12,11 @@ and final trainings at the FCOS default schedule (6000 steps, AdamW 5e-3, GIoU, 
 shorter one (3000 steps) that stands in for it when it ranks the same on a subset of at least five.
 ``benchmarks.fidelity_report`` turns them into rank correlations, costs and the section of RESULTS.md.
 
-Trainings run one at a time, most informative first (:func:`plan`); each writes a JSON result file in the
-work folder (a final training also its run folder with checkpoints), which a rerun reuses, so an
-interruption loses at most one proxy training, or the steps of a final one since its last checkpoint.
+Trainings run one at a time, most informative first (:func:`plan`); each writes a JSON record in the records
+folder (a final training also its run folder with checkpoints in the work folder), which a rerun reuses, so an
+interruption loses at most one proxy training, or the steps of a final one since its last checkpoint. The
+records of the demo study are committed (``benchmarks/records/``): the study takes many CPU hours, and a
+fresh clone continues it where it stopped.
 ``--hours`` stops starting trainings after that much wall time; the section then says what is left.
 """
 
@@ -37,6 +39,7 @@ from detection.checkpoints import write_atomically
 from detection.detectors import get_detector
 
 CANDIDATES_FILE = "candidates.json"
+RECORDS = "benchmarks/records/proxy_fidelity"  # the study's records, committed as it progresses
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,10 +81,11 @@ PRESETS = {
 class Study:
     """The study's settings, candidates and finished trainings in one work folder."""
 
-    def __init__(self, settings: StudySettings, work_dir: Path, seed: int = 0):
+    def __init__(self, settings: StudySettings, work_dir: Path, seed: int = 0, records: Path | None = None):
         self.settings, self.work_dir, self.seed = settings, Path(work_dir), seed
+        self.records = Path(records) if records is not None else self.work_dir
         self.config = SearchConfig.preset("demo", seed=seed, **settings.search)
-        self.store = TrainingStore(self.work_dir)
+        self.store = TrainingStore(self.records)
         self.candidates: list[StudyCandidate] = []
         self.mos_cost: dict = {}
 
@@ -89,7 +93,7 @@ class Study:
 
     def load_candidates(self, simulator_factory=None) -> None:
         """Read the candidates and MOS outcomes, or choose and simulate them once (then written)."""
-        path = self.work_dir / CANDIDATES_FILE
+        path = self.records / CANDIDATES_FILE
         if path.is_file():
             stored = json.loads(path.read_text())
             self.candidates = [StudyCandidate.from_dict(c) for c in stored["candidates"]]
@@ -131,7 +135,12 @@ class Study:
 
     def demo_final(self, name: str) -> Training:
         """The demo search's own final training of ``name`` (its final_steps at its learning rate)."""
-        return self.final(name, self.config.final_steps, learning_rate=self.config.learning_rate)
+        return self.final(name, self.config.final_steps,
+                          learning_rate=self.config.final_learning_rate or self.config.learning_rate)
+
+    def quick_final(self, name: str) -> Training:
+        """The demo search's final steps at the reference learning rate: a candidate final schedule of the search."""
+        return self.final(name, self.config.final_steps)
 
     def record(self, training: Training) -> dict | None:
         """The stored result of ``training``, or None."""
@@ -185,10 +194,12 @@ class Study:
         """Every training of the study, most informative first (a later entry may depend on earlier results).
 
         The search's proxy for everyone; then candidate by candidate, the subset first, its final training
-        at the short schedule and the cheap proxy variants (2x steps, other learning rates, normalized loss),
-        so that wherever the study stops every candidate with a trained AP has every cheap score; then the
-        baseline's other seeds, the subset at the full schedule, the longer proxies, the later warm start,
-        the demo search's own final schedule, and the full schedule for everyone if the short one disagrees.
+        at the short schedule, at the demo search's own final schedule (whose verdict the search reports) and at
+        its steps with the reference learning rate (a cheaper final schedule the search could use), and
+        the cheap proxy variants (2x steps, other learning rates, normalized loss), so that wherever the study
+        stops every candidate with a trained AP has every cheap score; then the baseline's other seeds, the
+        subset at the full schedule, the longer proxies, the later warm start, and the full schedule for
+        everyone if the short one disagrees.
         """
         s, names = self.settings, self.names
         order = [self.proxy(n) for n in names]
@@ -197,7 +208,7 @@ class Study:
             return order
         screen = s.short_steps or s.reference_steps
         for n in subset + [n for n in names if n not in subset]:
-            order.append(self.final(n, screen))
+            order += [self.final(n, screen), self.demo_final(n), self.quick_final(n)]
             order += [self.proxy(n, 2)] if 2 in s.step_multiples else []
             order += [self.proxy(n, lr_scale=k) for k in s.lr_scales if k != 1]
             order.append(self.proxy(n, normalized=True))
@@ -207,7 +218,6 @@ class Study:
         order += [self.proxy(n, m) for m in s.step_multiples if m > 2 for n in names]
         if s.later_warm_start:
             order += [self.proxy(n, warm_start_steps=s.later_warm_start) for n in names]
-        order += [self.demo_final(n) for n in subset]
         if s.short_steps and self.short_agrees() is False:
             order += [self.final(n, s.reference_steps) for n in names if n not in subset]
             order += [self.final(BASELINE, s.reference_steps, seed=self.seed + k) for k in range(1, s.baseline_seeds)]
@@ -243,16 +253,21 @@ def main(argv: list[str] | None = None) -> str:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=sorted(PRESETS), default="demo")
-    parser.add_argument("--work-dir", default="runs/proxy-fidelity", help="folder of the results and run folders")
+    parser.add_argument("--work-dir", default="runs/proxy-fidelity",
+                        help="folder of the final trainings' run folders (checkpoints)")
+    parser.add_argument("--records", help="folder of the candidates and one JSON record per finished training "
+                        f"(default: {RECORDS}/PRESET-seedSEED, kept in the repository so that the study resumes "
+                        "from a fresh clone)")
     parser.add_argument("--hours", type=_positive_hours, help="start no training after this many hours")
     parser.add_argument("--seed", type=int, default=0, help="seed of the search settings, candidates and trainings")
     parser.add_argument("--report-only", action="store_true", help="train nothing; report what the folder holds")
     parser.add_argument("--write", action="store_true", help="replace this section of benchmarks/RESULTS.md")
     args = parser.parse_args(argv)
     machine, started = machine_line(), time.perf_counter()
-    study = Study(PRESETS[args.preset], Path(args.work_dir), args.seed)
-    if args.report_only and not (study.work_dir / CANDIDATES_FILE).is_file():
-        parser.error(f"--report-only: {study.work_dir} holds no study yet ({CANDIDATES_FILE} is missing)")
+    records = Path(args.records or f"{RECORDS}/{args.preset}-seed{args.seed}")
+    study = Study(PRESETS[args.preset], Path(args.work_dir), args.seed, records)
+    if args.report_only and not (records / CANDIDATES_FILE).is_file():
+        parser.error(f"--report-only: {records} holds no study yet ({CANDIDATES_FILE} is missing)")
     study.load_candidates()
     if not args.report_only:
         study.run(args.hours)

@@ -131,13 +131,26 @@ def fake_trainer(agree: bool = True, fail_after: int | None = None):
 
 
 SETTINGS = dataclasses.replace(PRESETS["smoke"], random_candidates=0, found=FOUND_BY_DEMO_SEARCHES, subset=5,
-                               pool=3)
+                               pool=3, search={**PRESETS["smoke"].search, "final_steps": 3})  # not the short final
 
 
 def make_study(tmp_path):
     study = Study(SETTINGS, tmp_path / "study")
     study.load_candidates(FakeSimulator)
     return study
+
+
+def test_records_live_apart_from_the_run_folders_and_a_fresh_work_folder_resumes_from_them(tmp_path):
+    study = Study(SETTINGS, tmp_path / "scratch", records=tmp_path / "records")
+    study.load_candidates(FakeSimulator)
+    with pytest.raises(KeyboardInterrupt):
+        study.run(trainer=fake_trainer(fail_after=3))
+    assert (tmp_path / "records" / "candidates.json").is_file()
+    assert len(list((tmp_path / "records" / "trainings").iterdir())) == 3 and not (tmp_path / "scratch").exists()
+    fresh = Study(SETTINGS, tmp_path / "elsewhere", records=tmp_path / "records")
+    fresh.load_candidates(lambda: pytest.fail("the stored candidates are reused, not simulated again"))
+    trainer = fake_trainer()
+    assert fresh.run(trainer=trainer) is True and len(trainer.calls) == len(fresh.plan()) - 3
 
 
 def test_the_plan_runs_proxies_first_then_the_subset_and_resumes_after_an_interruption(tmp_path):
@@ -152,9 +165,10 @@ def test_the_plan_runs_proxies_first_then_the_subset_and_resumes_after_an_interr
     resumed = make_study(tmp_path)
     assert resumed.run(trainer=trainer) is True
     first = trainer.calls[0]
-    assert (first.kind, first.steps, first.candidate) == ("proxy", 4, "focal")  # after the 6 proxies and focal's final
+    assert first == resumed.demo_final("focal")  # after the 6 proxies and focal's final
     planned = resumed.plan()
-    assert [(t.kind, t.candidate) for t in planned[6:10]] == [("final", "focal")] + [("proxy", "focal")] * 3
+    assert [(t.kind, t.candidate) for t in planned[6:12]] == [("final", "focal")] * 3 + [("proxy", "focal")] * 3
+    assert planned[7:9] == [resumed.demo_final("focal"), resumed.quick_final("focal")]
     assert [t.kind for t in planned[:6]] == ["proxy"] * 6 and len(trainer.calls) == len(planned) - 7
     assert resumed.reference_subset()[:2] == ["focal", "demo-a"] and len(resumed.reference_subset()) == 5
     assert resumed.short_agrees() is True
@@ -200,7 +214,7 @@ def test_bad_command_lines_are_refused(tmp_path, capsys):
         assert refused.value.code == 2
         assert "is not a positive number of hours; write e.g. 6 or 0.5" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        proxy_fidelity.main(["--report-only", "--work-dir", str(tmp_path)])
+        proxy_fidelity.main(["--report-only", "--work-dir", str(tmp_path), "--records", str(tmp_path / "records")])
     assert "holds no study yet" in capsys.readouterr().err
     with pytest.raises(ValueError, match="kind"):
         Training("focal", "scratch", 2, 1e-3)
