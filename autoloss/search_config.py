@@ -140,6 +140,8 @@ class SearchConfig:
     proxy_init: str = _choice("warm", ("warm", "scratch"), "start of a proxy training: warm = the MOS warm start "
                               "(mos.warm_start_steps with the default losses) with the searched branch's output "
                               "layer re-initialized; scratch = a freshly initialized detector")
+    proxy_warm_start_steps: int = _int(0, 0, 10**9, "steps of the proxy's warm start, trained with the default "
+                                       "losses (0: the MOS warm start, mos.warm_start_steps); proxy_init = warm")
     final_steps: int = _int(1000, 0, 10**9, "training steps of the final evaluation (0 skips it)")
     final_batch_size: int = _int(16, 1, 4096, "images per step of the final evaluation")
     final_learning_rate: float = _float(0.0, 0.0, 10.0, "peak learning rate of the final evaluation (0: "

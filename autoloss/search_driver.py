@@ -154,20 +154,29 @@ def task_spec(config: SearchConfig, losses: Mapping[str, dict], *, final: bool =
     }
 
 
-def warm_start_settings(config: SearchConfig, branch: str) -> dict:
-    """The ``SimulationConfig`` fields that determine the search's warm start (JSON-ready)."""
+def proxy_warm_start_config(config: SearchConfig, branch: str):
+    """The ``SimulationConfig`` whose warm start proxy trainings of ``branch`` start from: the MOS warm start, or
+    with ``proxy_warm_start_steps`` set, the same training with the default losses run that many steps."""
     simulation = simulation_config(config, branch)
+    if config.proxy_warm_start_steps:
+        simulation = dataclasses.replace(simulation, warm_start_steps=config.proxy_warm_start_steps)
+    return simulation
+
+
+def warm_start_settings(config: SearchConfig, branch: str) -> dict:
+    """The ``SimulationConfig`` fields that determine the proxy's warm start (JSON-ready)."""
+    simulation = proxy_warm_start_config(config, branch)
     return {name: getattr(simulation, name) for name in WARM_START_FIELDS}
 
 
 def warm_start_params(config: SearchConfig, branch: str, *, progress: bool = True):
-    """The parameters (host arrays) of the MOS warm start that proxy trainings of ``branch`` start from.
+    """The parameters (host arrays) of the warm start that proxy trainings of ``branch`` start from.
 
     Read from the disk cache, or trained here once (``simulate.simulation.warm_start_of``).
     """
     from simulate.simulation import warm_start_of
 
-    return jax.device_get(warm_start_of(simulation_config(config, branch), progress=progress)[0])
+    return jax.device_get(warm_start_of(proxy_warm_start_config(config, branch), progress=progress)[0])
 
 
 def default_losses(config: SearchConfig) -> dict[str, dict]:

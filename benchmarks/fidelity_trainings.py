@@ -87,11 +87,11 @@ def training_spec(training: Training, loss: dict, config: SearchConfig, work_dir
         final = config.replace(final_steps=training.steps, final_learning_rate=training.learning_rate,
                                seed=training.seed)
         return task_spec(final, losses, final=True, out_dir=work_dir / "runs" / training.id)
-    spec = task_spec(config.replace(proxy_steps=training.steps, learning_rate=training.learning_rate,
-                                    seed=training.seed), losses, branch="cls")
-    if training.warm_start_steps is not None:
-        spec["init"]["warm_start"]["warm_start_steps"] = training.warm_start_steps
-    return spec
+    proxy_config = config.replace(proxy_steps=training.steps, learning_rate=training.learning_rate,
+                                  seed=training.seed)
+    if training.warm_start_steps is not None:  # the search's own setting
+        proxy_config = proxy_config.replace(proxy_warm_start_steps=training.warm_start_steps)
+    return task_spec(proxy_config, losses, branch="cls")
 
 
 def cls_gradient_norm(spec: dict, cls_spec: LossSpec, batches: int = GRADIENT_BATCHES) -> float:

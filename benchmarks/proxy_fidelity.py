@@ -196,10 +196,10 @@ class Study:
         The search's proxy for everyone; then candidate by candidate, the subset first, its final training
         at the short schedule, at the demo search's own final schedule (whose verdict the search reports) and at
         its steps with the reference learning rate (a cheaper final schedule the search could use), and
-        the cheap proxy variants (2x steps, other learning rates, normalized loss), so that wherever the study
-        stops every candidate with a trained AP has every cheap score; then the baseline's other seeds, the
-        subset at the full schedule, the longer proxies, the later warm start, and the full schedule for
-        everyone if the short one disagrees.
+        the cheap proxy variants (2x steps, other learning rates, normalized loss, the later warm start), so
+        that wherever the study stops every candidate with a trained AP has every cheap score; then the
+        baseline's other seeds, the subset at the full schedule, the longer proxies, the later warm start of
+        the others, and the full schedule for everyone if the short one disagrees.
         """
         s, names = self.settings, self.names
         order = [self.proxy(n) for n in names]
@@ -212,12 +212,14 @@ class Study:
             order += [self.proxy(n, 2)] if 2 in s.step_multiples else []
             order += [self.proxy(n, lr_scale=k) for k in s.lr_scales if k != 1]
             order.append(self.proxy(n, normalized=True))
+            if s.later_warm_start:
+                order.append(self.proxy(n, warm_start_steps=s.later_warm_start))
         order += [self.final(BASELINE, screen, seed=self.seed + k) for k in range(1, s.baseline_seeds)]
         if s.short_steps:
             order += [self.final(n, s.reference_steps) for n in subset]
         order += [self.proxy(n, m) for m in s.step_multiples if m > 2 for n in names]
         if s.later_warm_start:
-            order += [self.proxy(n, warm_start_steps=s.later_warm_start) for n in names]
+            order += [self.proxy(n, warm_start_steps=s.later_warm_start) for n in names]  # those not in yet
         if s.short_steps and self.short_agrees() is False:
             order += [self.final(n, s.reference_steps) for n in names if n not in subset]
             order += [self.final(BASELINE, s.reference_steps, seed=self.seed + k) for k in range(1, s.baseline_seeds)]

@@ -172,6 +172,24 @@ def test_a_warm_proxy_starts_from_the_mos_warm_start_with_the_searched_layer_fre
     assert train_and_evaluate(spec)["status"] == "ok"
 
 
+def test_a_later_warm_start_serves_the_proxy_alone(tiny_specs, tmp_path, monkeypatch):
+    monkeypatch.setenv("AUTOLOSS_CACHE", str(tmp_path / "cache"))
+    config = SearchConfig(data=tiny_specs["train"], search_val_data=tiny_specs["search_val"], image_size=64,
+                          proxy_steps=2, proxy_batch_size=2, proxy_warm_start_steps=3,
+                          mos={"warm_start_steps": 2, "warm_start_batch_size": 2})
+    spec = task_spec(config, default_losses(config), branch="cls")
+    assert spec["init"]["warm_start"]["warm_start_steps"] == 3
+    assert simulation_config(config, "cls").warm_start_steps == 2  # MOS keeps its own warm start
+    later, _, detector_config, _ = warm_start_of(simulation_config(config.replace(mos={
+        "warm_start_steps": 3, "warm_start_batch_size": 2}), "cls"), progress=False)
+    shipped = warm_start_params(config, "cls", progress=False)
+    for a, b in zip(jax.tree.leaves(shipped), jax.tree.leaves(later), strict=True):
+        np.testing.assert_array_equal(a, b)
+    mos_start = warm_start_of(simulation_config(config, "cls"), progress=False)[0]
+    assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(shipped), jax.tree.leaves(mos_start),
+                                                        strict=True))
+
+
 def test_data_a_dask_worker_lacks_is_refused_naming_the_worker_and_the_path():
     class Cluster:  # the runner of workers without this machine's files
         shared_filesystem = False
