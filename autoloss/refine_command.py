@@ -15,7 +15,7 @@ from autoloss.cli_contract import UsageError
 from autoloss.export import found_loss, resolve_candidate
 from autoloss.refinement import RefineSettings, confirm_on_proxy, print_progress, refinable, refine
 from autoloss.search_config import PRESETS, load_config
-from autoloss.search_driver import make_simulator
+from autoloss.training_tasks import make_simulator
 from symbolic.forms import FORMS
 
 

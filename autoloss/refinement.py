@@ -198,7 +198,7 @@ def print_progress(line: dict) -> None:
 def confirm_on_proxy(config, branch: str, candidates: list[Candidate]) -> list[float | None]:
     """The proxy AP of each candidate in ``branch`` (the search's proxy recipe), None where training failed."""
     from autoloss.proxy import train_and_evaluate
-    from autoloss.search_driver import default_losses, task_spec
+    from autoloss.training_tasks import default_losses, task_spec
 
     aps = []
     for candidate in candidates:

@@ -21,7 +21,6 @@ seed spread (``autoloss.final_comparison``). Each model is saved under ``RUN_DIR
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import json
 import os
@@ -31,30 +30,26 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
-import jax
-
 from autoloss.devices import visible_gpus
-from autoloss.evolution import Evolution, EvolutionSettings, Request, hall_of_fame
+from autoloss.evolution import Evolution, EvolutionSettings, Request
 from autoloss.executors import TaskRunner, TrainingTask
-from autoloss.final_comparison import final_table, seeds_wanted, training_key
+from autoloss.final_stage import FinalStage
 from autoloss.proxy import train_and_evaluate
-from autoloss.records import ap_metrics
 from autoloss.run_store import CHECKPOINT, RunStore
 from autoloss.search_config import EXECUTION_KEYS, SearchConfig, SearchConfigError, from_mapping
 from autoloss.search_report import SearchProgress, generation_line
 from autoloss.search_result import SearchResult, found_records, write_reports
 from autoloss.search_state import EvolutionState, SearchState
 from autoloss.training_progress import RunningTrainings
-from detection.checkpoints import write_atomically
+from autoloss.training_tasks import (
+    default_losses,
+    make_simulator,
+    simulation_config,
+    task_spec,
+    warm_start_params,
+    warm_start_settings,
+)
 from detection.dataset_spec import parse_dataset_spec
-from detection.detectors import get_detector
-
-WARM_START_FIELDS = ("detector", "data", "data_root", "image_size", "image_max_size", "preset", "seed",
-                     "backbone_weights", "warm_start_steps", "warm_start_batch_size")
-
-
-class MosUnavailable(ValueError):
-    """The cse method needs model optimization simulation, and none could be built."""
 
 
 def as_config(config: SearchConfig | str | Mapping | None) -> SearchConfig:
@@ -94,95 +89,6 @@ def check_workers_data(config: SearchConfig, runner: TaskRunner) -> None:
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise SearchConfigError(f"{missing[0]}{more}; put the data at the same path on every worker")
-
-
-def simulation_config(config: SearchConfig, branch: str):
-    """The ``simulate.SimulationConfig`` of ``branch``: the search's detector and data, plus ``config.mos``."""
-    try:
-        from simulate import SimulationConfig
-    except ImportError as error:
-        raise MosUnavailable(f"the cse method needs model optimization simulation (simulate.Simulator), which "
-                             f"cannot be imported ({error}); run a baseline method (--method cpv-only)") from None
-    fields = {field.name for field in dataclasses.fields(SimulationConfig)}
-    unknown = sorted(set(config.mos) - fields)
-    if unknown:
-        raise SearchConfigError(f"setting 'mos': unknown MOS setting {unknown[0]!r}; "
-                                f"known: {', '.join(sorted(fields))}")
-    values = {"detector": config.detector, "data": config.data, "data_root": config.data_root,
-              "image_size": config.image_size, "image_max_size": config.image_max_size or None,
-              "preset": config.detector_preset, "backbone_weights": config.backbone_weights, "branch": branch,
-              "seed": config.seed}
-    values = {key: value for key, value in values.items() if key in fields}
-    try:
-        return SimulationConfig(**{**values, **config.mos})
-    except (TypeError, ValueError) as error:
-        raise SearchConfigError(f"setting 'mos': {error}") from None
-
-
-def make_simulator(config: SearchConfig, branch: str, *, progress: bool = True):
-    """The MOS simulator of ``branch`` (builds or loads its cached warm start)."""
-    from simulate import Simulator
-
-    return Simulator(simulation_config(config, branch), progress=progress)
-
-
-def task_spec(config: SearchConfig, losses: Mapping[str, dict], *, final: bool = False, out_dir=None,
-              branch: str | None = None, warm_start=None, return_model: bool = False) -> dict:
-    """The plain-dict spec of one proxy (or final) training for :func:`autoloss.proxy.train_and_evaluate`.
-
-    A proxy training of ``branch`` with ``proxy_init = "warm"`` starts from the MOS warm start with that
-    branch's output layer fresh: its ``warm_start`` parameters when given (workers without this machine's
-    files), else the worker reads them from the warm-start cache. Final trainings start from scratch.
-    """
-    init = None
-    if branch is not None and not final and config.proxy_init == "warm":
-        init = {"warm_start": warm_start_settings(config, branch), "fresh_branch": branch}
-        if warm_start is not None:
-            init["params"] = warm_start
-    return {
-        "detector": config.detector, "detector_preset": config.detector_preset,
-        "backbone_weights": config.backbone_weights, "precision": config.precision, "data": config.data,
-        "data_root": config.data_root, "image_size": config.image_size, "image_max_size": config.image_max_size or None,
-        "data_workers": config.data_workers, "optimizer": config.optimizer,
-        "learning_rate": (final and config.final_learning_rate) or config.learning_rate, "seed": config.seed,
-        "eval_data": config.final_val_data if final else config.search_val_data,
-        "eval_split": "final_val" if final else "search_val",
-        "steps": config.final_steps if final else config.proxy_steps,
-        "batch_size": config.final_batch_size if final else config.proxy_batch_size,
-        "cls": dict(losses["cls"]), "reg": dict(losses["reg"]), "out_dir": None if out_dir is None else str(out_dir),
-        "return_model": return_model, "init": init,
-    }
-
-
-def proxy_warm_start_config(config: SearchConfig, branch: str):
-    """The ``SimulationConfig`` whose warm start proxy trainings of ``branch`` start from: the MOS warm start, or
-    with ``proxy_warm_start_steps`` set, the same training with the default losses run that many steps."""
-    simulation = simulation_config(config, branch)
-    if config.proxy_warm_start_steps:
-        simulation = dataclasses.replace(simulation, warm_start_steps=config.proxy_warm_start_steps)
-    return simulation
-
-
-def warm_start_settings(config: SearchConfig, branch: str) -> dict:
-    """The ``SimulationConfig`` fields that determine the proxy's warm start (JSON-ready)."""
-    simulation = proxy_warm_start_config(config, branch)
-    return {name: getattr(simulation, name) for name in WARM_START_FIELDS}
-
-
-def warm_start_params(config: SearchConfig, branch: str, *, progress: bool = True):
-    """The parameters (host arrays) of the warm start that proxy trainings of ``branch`` start from.
-
-    Read from the disk cache, or trained here once (``simulate.simulation.warm_start_of``).
-    """
-    from simulate.simulation import warm_start_of
-
-    return jax.device_get(warm_start_of(proxy_warm_start_config(config, branch), progress=progress)[0])
-
-
-def default_losses(config: SearchConfig) -> dict[str, dict]:
-    """The detector's default loss of each branch (focal or cross_entropy; giou)."""
-    detector = get_detector(config.detector)
-    return {"cls": {"name": detector.default_cls_loss}, "reg": {"name": detector.default_reg_loss}}
 
 
 def resolve_run(config, run_dir, resume: bool, *, check_mos: bool = True) -> tuple[SearchConfig, RunStore | None]:
@@ -290,7 +196,10 @@ class _SearchRun:
             state.stage = "final" if self.config.final_steps else "done"
             self._save(state)
         if state.stage == "final":
-            self._final(state)
+            started = time.perf_counter()
+            FinalStage(self.config, self.store, self.reporter, self.runner, self.proxy_task, self._save,
+                       self._monitor).run(state)
+            self._add_seconds(state, "final", time.perf_counter() - started)
             state.stage = "done"
             self._save(state)
         return state, write_reports(self.store, self.config, state)
@@ -412,67 +321,6 @@ class _SearchRun:
         self.runner.run(self.proxy_task, tasks, on_result, self._monitor())
         self._add_seconds(state, "proxy", time.perf_counter() - started)
         return evo
-
-    # --- the final evaluation --------------------------------------------------------------------
-
-    def final_rows(self, state: SearchState) -> dict[str, dict]:
-        """{row: {"cls": loss, "reg": loss}}: the baseline, each branch's winner, and both winners together."""
-        defaults = default_losses(self.config)
-        found = {}
-        for branch, evo in state.branches.items():
-            best = hall_of_fame(evo.evaluated, 1)
-            if best:
-                found[branch] = {"prefix": best[0].prefix, "form": evo.form, "infix": best[0].infix}
-        rows = {"baseline": defaults}
-        if len(self.config.branches) == 1:
-            if found:
-                rows["found"] = {**defaults, **found}
-        else:
-            rows.update({f"found-{branch}": {**defaults, branch: loss} for branch, loss in found.items()})
-            if len(found) == 2:
-                rows["found-both"] = {**defaults, **found}
-        return rows
-
-    def _final(self, state: SearchState) -> None:
-        rows, started = self.final_rows(state), time.perf_counter()
-        while True:
-            wanted = seeds_wanted(final_table(state.final), rows, self.config.seed, self.config.final_seeds,
-                                  self.config.final_max_seeds)
-            plan = {training_key(row, seed, self.config.seed): (row, seed) for row, seeds in wanted.items()
-                    for seed in seeds}
-            missing = {key: value for key, value in plan.items() if key not in state.final}
-            if not missing:
-                break
-            self._final_round(state, rows, plan, missing)
-        self._add_seconds(state, "final", time.perf_counter() - started)
-
-    def _final_round(self, state: SearchState, rows: dict, plan: dict, missing: dict) -> None:
-        seeds = sorted({seed for _, seed in missing.values()})
-        self.reporter.message(f"final evaluation: {', '.join(rows)}, seed{'s' * (len(seeds) > 1)} "
-                              f"{', '.join(map(str, seeds))} ({self.config.final_steps} steps each)")
-        self.reporter.stage("final", len(plan), unit="training", done=len(plan) - len(missing))
-        return_model = not self.runner.shared_filesystem
-        tasks = {key: TrainingTask(task_spec(self.config.replace(seed=seed), rows[row], final=True,
-                                             return_model=return_model, out_dir=self.store.path / "final" / key),
-                                   self.config.final_time_limit, f"final {key}")
-                 for key, (row, seed) in missing.items()}
-
-        def on_result(key: str, result: dict) -> None:
-            for file_name, data in (result.pop("files", None) or {}).items():  # a model trained elsewhere
-                write_atomically(self.store.path / "final" / key / file_name, data)
-            row_name, seed = missing[key]
-            losses = {branch: loss.get("infix") or loss.get("name") for branch, loss in rows[row_name].items()}
-            row = {"row": row_name, "seed": seed, "status": result.get("status"), "reason": result.get("reason"),
-                   "losses": losses, "metrics": ap_metrics(result.get("metrics") or {}),
-                   "seconds": result.get("seconds"), "out_dir": result.get("out_dir"),
-                   "attempts": result.get("attempts")}
-            state.final[key] = row
-            timings = {k: v for k, v in result.items() if k.endswith(("seconds", "_second")) and k != "seconds"}
-            self._save(state, [{"id": f"final/{key}", "event": "final", **row, "timings": timings}])
-            self.reporter.advance(1)
-
-        self.runner.run(self.proxy_task, tasks, on_result, self._monitor())
-        self.reporter.close()
 
 
 def _short(text: str, width: int = 40) -> str:

@@ -1,7 +1,7 @@
 """``autoloss search --dry-run``: every problem of a search's settings found up front, or the plan of its trainings.
 
 The proxy and final trainings are the typed experiments the search will hand its workers
-(:func:`autoloss.search_driver.task_spec`, :func:`autoloss.proxy.experiment_spec`), so the dry run checks and
+(:func:`autoloss.training_tasks.task_spec`, :func:`autoloss.proxy.experiment_spec`), so the dry run checks and
 times exactly those. The simulation (MOS) and its warm start are not timed.
 """
 
@@ -10,14 +10,8 @@ from __future__ import annotations
 from autoloss import proxy
 from autoloss.run_store import RunStore
 from autoloss.search_config import SearchConfig
-from autoloss.search_driver import (
-    _task_runner,
-    check_workers_data,
-    default_losses,
-    missing_data,
-    simulation_config,
-    task_spec,
-)
+from autoloss.search_driver import _task_runner, check_workers_data, missing_data
+from autoloss.training_tasks import default_losses, simulation_config, task_spec
 from detection.experiment_spec import ExperimentSpec
 from detection.plan import StagePlan, experiment_problems, plan_stage
 

@@ -22,7 +22,7 @@ import time
 from autoloss.markdown import percent
 from autoloss.refinement import RefineSettings, confirm_on_proxy, print_progress, refine
 from autoloss.search_config import SearchConfig
-from autoloss.search_driver import make_simulator
+from autoloss.training_tasks import make_simulator
 from benchmarks.results_file import command_line, machine_line, publish
 from benchmarks.search_efficiency import SMOKE_DATA
 from symbolic.candidate import Candidate

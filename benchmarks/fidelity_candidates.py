@@ -5,7 +5,7 @@ default and the baseline of every comparison; BCE; CSE-Autoloss-B), losses that 
 (``FOUND_BY_DEMO_SEARCHES``), and random candidates from the search's own generator: generation 0 of the
 search's evolution (``autoloss.evolution``: random trees, dedup, CPV; a pool of ``random_pool_size``, as
 only a few percent of generation 0 pass MOS) simulated by the search's MOS
-(``autoloss.search_driver.make_simulator``), of which ``random_count`` MOS-passed ones are taken evenly
+(``autoloss.training_tasks.make_simulator``), of which ``random_count`` MOS-passed ones are taken evenly
 across the MOS ranking, weak ones included, so that the range is wide.
 
 Every candidate but focal trains as the search trains a candidate (its formula, alpha-balanced); focal is

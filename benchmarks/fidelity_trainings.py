@@ -4,7 +4,7 @@ A :class:`Training` is one detector training of one study candidate: a *proxy* t
 task, ``autoloss.proxy``: from the MOS warm start with the classifier re-initialized, AP on ``search_val``),
 possibly with other steps, learning rate, warm start or a loss scaled to the baseline's gradient norm; or a
 *final* training (from scratch, AP on ``final_val``, the path of ``autoloss train``). Every spec comes from
-the search's own ``autoloss.search_driver.task_spec``, so the study measures the search's proxy, not a copy.
+the search's own ``autoloss.training_tasks.task_spec``, so the study measures the search's proxy, not a copy.
 
 :func:`run_training` measures the process CPU seconds (``time.process_time``: every thread of this process,
 so the other jobs on a shared machine do not count) and the wall seconds, and :class:`TrainingStore` keeps
@@ -34,7 +34,7 @@ import optax
 from autoloss import proxy
 from autoloss.loss_specs import LossSpec
 from autoloss.search_config import SearchConfig
-from autoloss.search_driver import default_losses, task_spec
+from autoloss.training_tasks import default_losses, task_spec
 from detection.checkpoints import METADATA_FILE, write_atomically
 from detection.detectors import get_detector
 from detection.pipeline import training_stream

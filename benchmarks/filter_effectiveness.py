@@ -34,7 +34,7 @@ from autoloss.executors import TaskRunner, TrainingTask
 from autoloss.markdown import percent
 from autoloss.proxy import train_and_evaluate
 from autoloss.search_config import SearchConfig
-from autoloss.search_driver import default_losses, make_simulator, task_spec
+from autoloss.training_tasks import default_losses, make_simulator, task_spec
 from benchmarks.results_file import command_line, machine_line, publish
 from benchmarks.search_efficiency import SMOKE_DATA
 from symbolic.candidate import Candidate

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from autoloss.proxy import train_and_evaluate  # noqa: E402
 from autoloss.search_config import SearchConfig  # noqa: E402
-from autoloss.search_driver import default_losses, task_spec  # noqa: E402
+from autoloss.training_tasks import default_losses, task_spec  # noqa: E402
 from benchmarks.results_file import machine_line, publish  # noqa: E402
 from simulate import SimulationConfig, Simulator  # noqa: E402
 from symbolic import KNOWN_LOSSES, InvalidCandidate, random_candidate, verify  # noqa: E402

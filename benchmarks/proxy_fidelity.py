@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from autoloss.search_config import SearchConfig
-from autoloss.search_driver import make_simulator
+from autoloss.training_tasks import make_simulator
 from benchmarks.fidelity_candidates import BASELINE, FOUND_BY_DEMO_SEARCHES, ZOO, StudyCandidate, study_candidates
 from benchmarks.fidelity_trainings import Training, TrainingStore, run_training
 from benchmarks.rank_agreement import common, same_order

@@ -34,7 +34,8 @@ from autoloss.markdown import percent
 from autoloss.proxy import train_and_evaluate
 from autoloss.run_store import RunStore
 from autoloss.search_config import METHODS, SearchConfig
-from autoloss.search_driver import default_losses, search, task_spec
+from autoloss.search_driver import search
+from autoloss.training_tasks import default_losses, task_spec
 from benchmarks.results_file import command_line, machine_line, publish
 
 SECTION = "## Search efficiency (random, vanilla, CPV-only, CSE-Autoloss)"

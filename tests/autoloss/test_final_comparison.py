@@ -12,9 +12,9 @@ from autoloss.final_comparison import Comparison, compare, final_table, seeds_wa
 from autoloss.report_command import final_section
 from autoloss.run_store import CHECKPOINT
 from autoloss.search_config import SearchConfig, SearchConfigError
-from autoloss.search_driver import default_losses, task_spec
 from autoloss.search_report import format_final
 from autoloss.search_result import SearchResult
+from autoloss.training_tasks import default_losses, task_spec
 from benchmarks.search_demo import method_rows
 
 

@@ -16,14 +16,9 @@ from autoloss.plots_search import plot_funnel, plot_pareto, plot_search_progress
 from autoloss.proxy import initial_params, train_and_evaluate
 from autoloss.run_store import HALL_OF_FAME, PROGRESS, RESULT, RunStore
 from autoloss.search_config import SearchConfig, SearchConfigError
-from autoloss.search_driver import (
-    check_workers_data,
-    default_losses,
-    simulation_config,
-    task_spec,
-    warm_start_params,
-)
+from autoloss.search_driver import check_workers_data
 from autoloss.search_result import SearchResult
+from autoloss.training_tasks import default_losses, simulation_config, task_spec, warm_start_params
 from detection.detectors import get_detector
 from detection.shapes import ensure_shapes_dataset
 from simulate.heads import OUTPUT_LAYERS
