@@ -27,6 +27,8 @@ import math
 import numpy as np
 from scipy import stats
 
+from detection.detectors import get_detector
+
 PAPER_COLUMNS = ("AP", "AP50", "AP75", "AP_S", "AP_M", "AP_L")  # CSE-Autoloss, Tables 2-4
 BASELINE = "baseline"
 VERDICTS = ("better", "worse", "within the seed spread", "one seed", "not comparable")
@@ -90,6 +92,17 @@ def compare(found: dict[int, float], baseline: dict[int, float]) -> Comparison:
         p_value = float(stats.ttest_rel(a, b).pvalue)
     verdict = ("better" if delta > 0 else "worse") if abs(delta) > spread else "within the seed spread"
     return Comparison(seeds, delta, spread, p_value, verdict)
+
+
+def schedule_caveat(detector: str, steps: int) -> str | None:
+    """A warning when the final schedule is shorter than the detector's default one (None when it is not)."""
+    default = get_detector(detector)
+    if steps >= default.default_steps:
+        return None
+    return (f"The final schedule ({steps} steps) is shorter than the {detector} default ({default.default_steps} "
+            f"steps at learning rate {default.default_optimizer.learning_rate:g}); a verdict at a short schedule can "
+            "reverse at the default one (benchmarks/RESULTS.md, \"Proxy fidelity\"). Train the winner and the "
+            "baseline with `autoloss train` at the default schedule before relying on it.")
 
 
 def final_table(trainings: dict[str, dict]) -> dict[str, dict]:

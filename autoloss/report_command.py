@@ -21,7 +21,7 @@ from pathlib import Path
 
 from autoloss.cli_contract import UsageError
 from autoloss.export import write_atomically
-from autoloss.final_comparison import PAPER_COLUMNS, Comparison
+from autoloss.final_comparison import PAPER_COLUMNS, Comparison, schedule_caveat
 from autoloss.markdown import code, mean_std, percent, signed, table
 from autoloss.pareto import BEST_LOSS_FACTOR, ParetoFront
 from autoloss.plots import plot_funnel, plot_loss, plot_pareto, plot_search_progress
@@ -201,6 +201,9 @@ def final_section(result: SearchResult) -> list[str]:
     if verdicts:
         lines += ["", "AP difference against the seed spread (beyond it: better or worse; within it: more seeds or "
                   "a longer schedule would be needed to tell):", "", *verdicts]
+    caveat = schedule_caveat(config.detector, config.final_steps)
+    if caveat:
+        lines += ["", f"**Note.** {caveat}"]
     return lines + ["", "Losses:", "", *legend]
 
 

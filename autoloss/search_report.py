@@ -9,7 +9,7 @@ from typing import TextIO
 
 from tqdm.auto import tqdm
 
-from autoloss.final_comparison import PAPER_COLUMNS, Comparison
+from autoloss.final_comparison import PAPER_COLUMNS, Comparison, schedule_caveat
 from autoloss.markdown import mean_std, percent
 
 
@@ -168,7 +168,9 @@ def format_final(report: dict) -> list[str]:
         if row.get("comparison"):
             verdicts.append(f"  {name} vs baseline: {Comparison.from_dict(row['comparison']).text()}")
         legend.append(f"  {name}: cls {row['losses']['cls']}, reg {row['losses']['reg']}")
-    return lines + _table(rows, set(range(1, len(PAPER_COLUMNS) + 1))) + verdicts + ["losses:", *legend]
+    caveat = schedule_caveat(config["detector"], config["final_steps"])
+    return (lines + _table(rows, set(range(1, len(PAPER_COLUMNS) + 1))) + verdicts + ["losses:", *legend]
+            + ([f"note: {caveat}"] if caveat else []))
 
 
 def _signed(value) -> str:

@@ -12,6 +12,7 @@ import pytest
 from search_fakes import FakeSimulator, fake_proxy
 
 import autoloss.search_driver as driver
+from autoloss.final_stage import FinalStage
 from autoloss.search_config import SearchConfig
 from autoloss.search_result import SearchResult
 
@@ -36,6 +37,6 @@ def run_stopped_before_final(run_dir, **settings) -> None:
         raise Stopped
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(driver._SearchRun, "_final", stop)
+        patch.setattr(FinalStage, "run", stop)
         with pytest.raises(Stopped):
             finished_run(run_dir, **settings)

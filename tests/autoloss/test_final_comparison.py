@@ -8,7 +8,14 @@ import pytest
 from search_fakes import FakeSimulator, fake_proxy
 
 import autoloss
-from autoloss.final_comparison import Comparison, compare, final_table, seeds_wanted, training_key
+from autoloss.final_comparison import (
+    Comparison,
+    compare,
+    final_table,
+    schedule_caveat,
+    seeds_wanted,
+    training_key,
+)
 from autoloss.report_command import final_section
 from autoloss.run_store import CHECKPOINT
 from autoloss.search_config import SearchConfig, SearchConfigError
@@ -116,8 +123,11 @@ def test_the_search_adds_seeds_while_the_winner_is_within_the_spread_and_reports
     section = "\n".join(final_section(result))
     assert "with seeds 0, 1, 2, 3 (up to 4" in section and "found vs baseline: +1.0 AP over 4 seeds" in section
     assert "| found | 33.5 ± 2.9 |" in section and "seed spread 5.8: within the seed spread" in section
+    assert "**Note.** The final schedule (2 steps) is shorter than the fcos default (6000 steps" in section
     text = "\n".join(format_final(json.loads((tmp_path / "run" / "result.json").read_text())))
     assert "seeds 0, 1, 2, 3" in text and "within the seed spread" in text
+    assert "note: The final schedule (2 steps) is shorter" in text
+    assert schedule_caveat("fcos", 6000) is None and "3000 steps" in schedule_caveat("faster-rcnn", 1000)
     demo_rows = "\n".join(method_rows("cse", result))  # the demo search's section of RESULTS.md
     assert "| 33.5 ± 2.9 (+1.0) |" in demo_rows and "* found vs baseline: +1.0 AP over 4 seeds" in demo_rows
     settled = run(tmp_path / "settled", fake_proxy)  # the fake's AP does not depend on the seed: two suffice
