@@ -136,6 +136,16 @@ def verdicts(scores: dict[str, float], trained: dict[str, float]) -> tuple[int, 
     return agree, len(names)
 
 
+def _load_line(records: list[dict]) -> str:
+    """How loaded the machine was while the trainings ran (their 1-minute load averages before and after)."""
+    loads = [r[k] for r in records for k in ("load_before", "load_after") if r.get(k) is not None]
+    if not loads:
+        return ""
+    return (f"1-minute load average around the trainings: median {statistics.median(loads):.1f}, highest "
+            f"{max(loads):.1f} (other jobs shared the cores at times, so wall times vary; CPU seconds of the "
+            "training process are the cost measure).")
+
+
 def render(study, *, machine: str, command: str, resume: str, session_seconds: float) -> str:
     """The study's RESULTS.md section (what it holds so far, and what is left)."""
     s, config = study.settings, study.config
@@ -149,8 +159,7 @@ def render(study, *, machine: str, command: str, resume: str, session_seconds: f
     rendered = f", this section rendered by `{command}`" if command != resume else ""
     lines = [
         SECTION, "",
-        f"Machine: {machine}. Command: `{resume}`{rendered} (under `nice -n 15`; the cores were shared with other "
-        "jobs, so wall times are inflated and CPU seconds are the cost measure). "
+        f"Machine: {machine}. Command: `{resume}`{rendered}. {_load_line(records)} "
         f"Trainings finished: {len(records)}, {sum(r['cpu_seconds'] for r in records) / 3600:.1f} CPU hours and "
         f"{sum(r['wall_seconds'] for r in records) / 3600:.1f} wall hours in all (this session "
         f"{session_seconds / 3600:.1f} h); MOS of {study.mos_cost['candidates']} candidates "
