@@ -1,9 +1,9 @@
 """The final evaluation across seeds: each row's mean and spread, its difference to the baseline, and whether
 that difference is beyond the seed spread, so whether more seeds could settle it.
 
-A short schedule can reverse at a longer one, and one seed of a detector training moves AP by about a point
-(focal + GIoU at the FCOS default: RESULTS.md, "Proxy fidelity"), so a single pair of trainings cannot say
-whether a found loss beats the baseline. The search trains every final row with ``final_seeds`` seeds
+A short schedule can reverse at a longer one, and the seed alone moves AP by points (focal + GIoU at the demo's
+1000-step final: 12.8 ± 2.0 AP over two seeds, RESULTS.md "Search, demo preset"), so a single pair of trainings
+cannot say whether a found loss beats the baseline. The search trains every final row with ``final_seeds`` seeds
 (``seed``, ``seed + 1``, ...) and, while a found row's difference to the baseline is within the seed spread,
 one more seed of both, up to ``final_max_seeds`` (:func:`seeds_wanted`).
 
@@ -112,36 +112,40 @@ def final_table(trainings: dict[str, dict]) -> dict[str, dict]:
     grouped: dict[str, list[dict]] = {}
     for key, entry in trainings.items():
         grouped.setdefault(entry.get("row", key), []).append(entry)
+    by_seed = {name: {e.get("seed", 0): e.get("metrics") or {} for e in entries if e.get("status") == "ok"}
+               for name, entries in grouped.items()}
+    reference = by_seed.get(BASELINE, {})
     table = {}
     for name in sorted(grouped, key=lambda n: (n != BASELINE, n)):
-        table[name] = _row(grouped[name])
-    base = table.get(BASELINE)
-    for name, row in table.items():
+        row = table[name] = _row(grouped[name], by_seed[name])
         if name == BASELINE:
             row.update(delta=None, comparison=None)
             continue
-        found, reference = row.pop("_by_seed"), (base or {}).get("_by_seed", {})
+        found = by_seed[name]
         common = sorted(set(found) & set(reference))
         row["delta"] = {c: _mean_difference([found[s].get(c) for s in common], [reference[s].get(c) for s in common])
                         for c in PAPER_COLUMNS}
         ap = {s: found[s]["AP"] for s in common if _finite(found[s].get("AP")) and _finite(reference[s].get("AP"))}
         row["comparison"] = compare(ap, {s: reference[s]["AP"] for s in ap}).to_dict()
-    if base is not None:
-        base.pop("_by_seed")
     return table
+
+
+def trained_seeds(table: dict[str, dict]) -> list[int]:
+    """Every seed a row of :func:`final_table` trained (finished or failed), in order."""
+    return sorted({int(seed) for row in table.values() for seed in (*row.get("seeds", {}), *row.get("failed", {}))})
 
 
 def seeds_wanted(table: dict[str, dict], rows, first_seed: int, final_seeds: int, max_seeds: int) -> dict[str, list]:
     """{row: seeds to train}: ``final_seeds`` each; a found row whose trained seeds all finished with a difference
     within the seed spread gets the next seed (the baseline too), up to ``max_seeds``."""
     count = {row: final_seeds for row in rows}
+    baseline = table.get(BASELINE)
+    baseline_trained = 0 if baseline is None else len(baseline["seeds"]) + len(baseline["failed"])
     for row in rows:
         entry = table.get(row)
         if row == BASELINE or entry is None:
             continue
         trained = len(entry["seeds"]) + len(entry["failed"])
-        baseline = table.get(BASELINE)
-        baseline_trained = 0 if baseline is None else len(baseline["seeds"]) + len(baseline["failed"])
         comparison = entry.get("comparison") or {}
         unsettled = comparison.get("verdict") in ("within the seed spread", "one seed")
         count[row] = max(final_seeds, trained)  # never fewer than it has
@@ -152,23 +156,21 @@ def seeds_wanted(table: dict[str, dict], rows, first_seed: int, final_seeds: int
     return {row: [first_seed + k for k in range(n)] for row, n in count.items()}
 
 
-def _row(entries: list[dict]) -> dict:
-    ok = [e for e in entries if e.get("status") == "ok"]
+def _row(entries: list[dict], by_seed: dict[int, dict]) -> dict:
+    """One row of :func:`final_table` from its trainings and the metrics of those that finished, by seed."""
     failed = [e for e in entries if e.get("status") != "ok"]
-    by_seed = {e.get("seed", 0): e.get("metrics") or {} for e in ok}
     metrics = {c: _mean([m.get(c) for m in by_seed.values()]) for c in PAPER_COLUMNS}
     std = {c: _std([m.get(c) for m in by_seed.values()]) for c in PAPER_COLUMNS}
     first = min(entries, key=lambda e: e.get("seed", 0))
     return {
-        "status": "ok" if ok else first.get("status"),
-        "reason": None if ok else first.get("reason"),
+        "status": "ok" if by_seed else first.get("status"),
+        "reason": None if by_seed else first.get("reason"),
         "losses": first.get("losses"),
         "metrics": metrics, "std": std,
         "seeds": {str(seed): m.get("AP") for seed, m in sorted(by_seed.items())},
         "failed": {str(e.get("seed", 0)): e.get("reason") for e in failed},
         "seconds": sum(e.get("seconds") or 0.0 for e in entries),
         "out_dir": first.get("out_dir"),
-        "_by_seed": by_seed,
     }
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from autoloss.cli_contract import UsageError
 from autoloss.export import write_atomically
-from autoloss.final_comparison import PAPER_COLUMNS, Comparison, schedule_caveat
+from autoloss.final_comparison import PAPER_COLUMNS, Comparison, schedule_caveat, trained_seeds
 from autoloss.markdown import code, mean_std, percent, signed, table
 from autoloss.pareto import BEST_LOSS_FACTOR, ParetoFront
 from autoloss.plots import plot_funnel, plot_loss, plot_pareto, plot_search_progress
@@ -179,7 +179,7 @@ def final_section(result: SearchResult) -> list[str]:
     if not result.finished:
         lines += ["**Incomplete.** The run stopped during its final evaluation; the rows below are those that "
                   f"finished. Continue it with `autoloss search --resume {result.run_dir}`.", ""]
-    seeds = sorted({int(seed) for row in final.values() for seed in (*row.get("seeds", {}), *row.get("failed", {}))})
+    seeds = trained_seeds(final)
     lines += [f"Each row trained for {config.final_steps} steps (batch {config.final_batch_size}) on the train split "
               f"with seed{'s' * (len(seeds) != 1)} {', '.join(map(str, seeds)) or '-'} (up to "
               f"{config.final_max_seeds} while a found row is within the seed spread of the baseline); AP % on "

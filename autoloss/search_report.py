@@ -9,7 +9,7 @@ from typing import TextIO
 
 from tqdm.auto import tqdm
 
-from autoloss.final_comparison import PAPER_COLUMNS, Comparison, schedule_caveat
+from autoloss.final_comparison import PAPER_COLUMNS, Comparison, schedule_caveat, trained_seeds
 from autoloss.markdown import mean_std, percent
 
 
@@ -150,7 +150,7 @@ def format_final(report: dict) -> list[str]:
     final, config = report.get("final") or {}, report["config"]
     if not final:
         return []
-    seeds = sorted({int(seed) for row in final.values() for seed in (*row.get("seeds", {}), *row.get("failed", {}))})
+    seeds = trained_seeds(final)
     lines = ["", f"final evaluation: {config['final_steps']} steps (batch {config['final_batch_size']}) on the train "
              f"split, seed{'s' * (len(seeds) != 1)} {', '.join(map(str, seeds)) or '-'}; AP (%) on final_val, which "
              "the search never saw (mean ± std over the seeds):"]
