@@ -4,9 +4,14 @@ Runs one search per method (``cse`` by default; ``--methods cse,cpv-only,vanilla
 paper's ablation baselines under the same proxy budget) and prints a Markdown section: the machine,
 the command, wall minutes with the time of each stage, the funnel (generated, unique, rejected by CPV,
 rejected by MOS, proxy-trained), the best found loss, and the final-val AP table of the found loss
-against the baseline losses. ``--write`` replaces that section of ``benchmarks/RESULTS.md``.
+against the baseline losses. ``--trained-steps N`` then trains the found classification loss and the baseline at
+N steps with the detector's default learning rate, seeds as the final stage chooses them, and adds that table
+(``benchmarks.schedule_check``: does the verdict of the short final schedule hold at a longer one?);
+``--reuse-records`` reads trainings already recorded there (the proxy-fidelity study's, same preset and seed).
+``--write`` replaces that section of ``benchmarks/RESULTS.md``.
 
-Usage: python benchmarks/search_demo.py [--preset demo] [--methods cse] [--out runs/bench] [--write]
+Usage: python benchmarks/search_demo.py [--preset demo] [--methods cse] [--out runs/bench]
+       [--trained-steps 3000 [--reuse-records DIR]] [--write]
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import argparse
 import datetime
 import os
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,8 +31,29 @@ from autoloss.markdown import mean_std, percent  # noqa: E402
 from autoloss.search_config import METHODS, SearchConfig  # noqa: E402
 from autoloss.search_driver import search  # noqa: E402
 from benchmarks.results_file import command_line, machine_line, publish  # noqa: E402
+from benchmarks.schedule_check import check_found  # noqa: E402
+from detection.detectors import get_detector  # noqa: E402
 
 SECTION = "## Search, demo preset (autoloss search)"
+
+
+def final_rows(final: dict[str, dict]) -> list[str]:
+    """The Markdown table of final rows (mean ± std and the difference to the baseline) and their verdicts."""
+    lines = ["| row | losses | " + " | ".join(PAPER_COLUMNS) + " |", "|---|---|" + "---|" * len(PAPER_COLUMNS)]
+    for name, row in final.items():
+        losses = f"cls `{row['losses']['cls']}`, reg `{row['losses']['reg']}`"
+        if row.get("status") != "ok":
+            lines.append(f"| {name} | {losses} | failed: {row.get('reason')} |")
+            continue
+        cells = []
+        for column in PAPER_COLUMNS:
+            delta = (row.get("delta") or {}).get(column)
+            cells.append(mean_std(row["metrics"].get(column), (row.get("std") or {}).get(column))
+                         + ("" if delta is None else f" ({100 * delta:+.1f})"))
+        lines.append(f"| {name} | {losses} | " + " | ".join(cells) + " |")
+    verdicts = [f"* {name} vs baseline: {Comparison.from_dict(row['comparison']).text()}"
+                for name, row in final.items() if row.get("comparison")]
+    return lines + ([""] + verdicts if verdicts else []) + [""]
 
 
 def method_rows(method: str, result) -> list[str]:
@@ -44,21 +71,20 @@ def method_rows(method: str, result) -> list[str]:
     if best is not None:
         lines += [f"Best found: `{best.infix()}` (proxy AP {percent(best.proxy_ap)}, size {best.size}, CPV "
                   f"{best.cpv}; prefix `{best.prefix()}`).", ""]
-    lines += ["| row | losses | " + " | ".join(PAPER_COLUMNS) + " |", "|---|---|" + "---|" * len(PAPER_COLUMNS)]
-    for name, row in result.final.items():
-        losses = f"cls `{row['losses']['cls']}`, reg `{row['losses']['reg']}`"
-        if row.get("status") != "ok":
-            lines.append(f"| {name} | {losses} | failed: {row.get('reason')} |")
-            continue
-        cells = []
-        for column in PAPER_COLUMNS:
-            delta = (row.get("delta") or {}).get(column)
-            cells.append(mean_std(row["metrics"].get(column), (row.get("std") or {}).get(column))
-                         + ("" if delta is None else f" ({100 * delta:+.1f})"))
-        lines.append(f"| {name} | {losses} | " + " | ".join(cells) + " |")
-    verdicts = [f"* {name} vs baseline: {Comparison.from_dict(row['comparison']).text()}"
-                for name, row in result.final.items() if row.get("comparison")]
-    return lines + ([""] + verdicts if verdicts else []) + [""]
+    return lines + final_rows(result.final)
+
+
+def trained_rows(config: SearchConfig, result, steps: int, work_dir: Path, reuse: Path | None) -> list[str]:
+    """The found classification loss against the baseline at ``steps`` (``benchmarks.schedule_check``)."""
+    best = result.best
+    if best is None or best.branch != "cls":
+        return [f"No found classification loss to train at {steps} steps.", ""]
+    started = time.perf_counter()
+    table = check_found(config, {"prefix": best.prefix(), "form": best.form}, best.infix(), steps, work_dir, reuse)
+    return [f"The found loss and the baseline at {steps} steps (learning rate "
+            f"{get_detector(config.detector).default_optimizer.learning_rate:g}, from scratch, final_val; "
+            f"{(time.perf_counter() - started) / 60:.1f} min, trainings recorded in `{work_dir}`):", ""
+            ] + final_rows(table)
 
 
 def main() -> None:
@@ -67,6 +93,11 @@ def main() -> None:
     parser.add_argument("--methods", default="cse", help=f"comma-separated: {', '.join(METHODS)}")
     parser.add_argument("--out", default=f"runs/bench-{datetime.datetime.now():%Y%m%d-%H%M%S}",
                         help="folder of the run directories (one per method)")
+    parser.add_argument("--trained-steps", type=int, default=0,
+                        help="also train the found loss and the baseline at this many steps (0: not)")
+    parser.add_argument("--reuse-records", type=Path, default=None,
+                        help="folder of recorded trainings to read instead of training again (the same preset and "
+                             "seed's proxy-fidelity records)")
     parser.add_argument("--write", action="store_true", help="replace our section of benchmarks/RESULTS.md")
     args = parser.parse_args()
     command = command_line("benchmarks.search_demo")
@@ -79,6 +110,9 @@ def main() -> None:
         config = SearchConfig.preset(args.preset, method=method)
         result = search(config, run_dir=Path(args.out) / method)
         lines += method_rows(method, result)
+        if args.trained_steps:
+            lines += trained_rows(config, result, args.trained_steps, Path(args.out) / method / "trained",
+                                  args.reuse_records)
     lines.append(f"Load average after: {os.getloadavg()[0]:.1f}.")
     publish("\n".join(lines) + "\n", args.write)
 
