@@ -87,9 +87,13 @@ def kendall_gain(base: Mapping[str, float], variant: Mapping[str, float], traine
     return len(names), float(gain(*columns)), low, high
 
 
-def same_order(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
-    """True when ``a`` and ``b`` order every pair of their common candidates the same way (ties included)."""
+def same_order(a: Mapping[str, float], b: Mapping[str, float], margin: float = 0.0) -> bool:
+    """True when ``b`` orders every pair of their common candidates that ``a`` separates by more than ``margin``
+    as ``a`` does (with no margin: every pair, ties included)."""
     names = common(a, b)
+    if margin > 0:
+        return all((a[x] > a[y]) == (b[x] > b[y]) for x, y in itertools.combinations(names, 2)
+                   if abs(a[x] - a[y]) > margin)
     return all((a[x] > a[y]) == (b[x] > b[y]) and (a[x] == a[y]) == (b[x] == b[y])
                for x, y in itertools.combinations(names, 2))
 

@@ -83,7 +83,7 @@ def test_round_trip_and_differences_ignore_execution_settings():
     config = SearchConfig(generations=4, zoo_seeds=("focal",), mos={"steps": 5})
     assert SearchConfig.from_dict(config.to_dict()) == config
     other = config.replace(workers=8, dask_scheduler="tcp://host:8786", seed=3, proxy_steps=10)
-    assert config.differences(other) == {"seed": (0, 3), "proxy_steps": (150, 10)}
+    assert config.differences(other) == {"seed": (0, 3), "proxy_steps": (300, 10)}
 
 
 def test_toml_file_with_preset_and_mos_table_then_flags_override(tmp_path):

@@ -63,6 +63,9 @@ def test_trend_best_of_and_same_order():
     assert same_order({"a": 1, "b": 2, "c": 3}, {"a": 0.1, "b": 0.2, "c": 0.9})
     assert not same_order({"a": 1, "b": 2, "c": 3}, {"a": 0.1, "b": 0.3, "c": 0.2})
     assert not same_order({"a": 1, "b": 1}, {"a": 0.1, "b": 0.2})
+    # with a margin, only the pairs the first separates by more than it must keep their order
+    assert same_order({"a": 1, "b": 1.05, "c": 3}, {"a": 0.2, "b": 0.1, "c": 0.9}, margin=0.1)
+    assert not same_order({"a": 1, "b": 1.05, "c": 3}, {"a": 0.2, "b": 0.1, "c": 0.15}, margin=0.1)
 
 
 def test_successive_halving_promotes_the_better_half_and_counts_only_what_ran():
@@ -184,6 +187,33 @@ def test_a_short_schedule_that_ranks_differently_brings_the_full_one_for_everyon
     assert study.short_agrees() is False
     finals = {(t.candidate, t.seed) for t in study.plan() if t.kind == "final" and t.steps == 4}
     assert finals == {(n, 0) for n in study.names} | {("focal", 1)}
+
+
+def test_a_swap_within_the_baselines_seed_noise_still_lets_the_short_schedule_stand_in(tmp_path):
+    probe = make_study(tmp_path / "probe")
+    probe.run(trainer=fake_trainer())
+    short = {n: probe.ap(probe.final(n, 2)) for n in probe.reference_subset()}
+    ordered = sorted(short, key=short.get)
+    gaps = {(x, y): short[y] - short[x] for x, y in zip(ordered, ordered[1:], strict=False)}
+    a, b = min(gaps, key=gaps.get)  # the two subset candidates closest at the short schedule
+    base, noise = fake_trainer(), {"value": 0.0}
+
+    def train(training, loss, config, work_dir):
+        record = base(training, loss, config, work_dir)
+        if training.kind == "final" and training.steps == 4 and training.candidate in (a, b):
+            other = b if training.candidate == a else a  # the closest pair swaps at the full schedule
+            record["ap"] = record["metrics"]["AP"] = short[other] + 0.002
+        if training.kind == "final" and training.steps == 2 and training.candidate == "focal":
+            record["ap"] = record["metrics"]["AP"] = record["ap"] + noise["value"] * training.seed
+        return record
+
+    exact = make_study(tmp_path / "exact")
+    exact.run(trainer=train)
+    assert exact.short_agrees() is False  # focal's seeds agree exactly: no noise, every pair counts
+    noise["value"] = 2 * gaps[(a, b)]  # focal's seeds differ by more than the swapped pair's gap
+    noisy = make_study(tmp_path / "noisy")
+    noisy.run(trainer=train)
+    assert noisy.seed_noise(2) > gaps[(a, b)] and noisy.short_agrees() is True
 
 
 def test_the_section_reports_every_variant_with_its_cost_and_what_is_left(tmp_path):
