@@ -101,8 +101,9 @@ def schedule_caveat(detector: str, steps: int) -> str | None:
         return None
     return (f"The final schedule ({steps} steps) is shorter than the {detector} default ({default.default_steps} "
             f"steps at learning rate {default.default_optimizer.learning_rate:g}); a verdict at a short schedule can "
-            "reverse at the default one (benchmarks/RESULTS.md, \"Proxy fidelity\"). Train the winner and the "
-            "baseline with `autoloss train` at the default schedule before relying on it.")
+            "reverse at the default one (benchmarks/RESULTS.md, \"Proxy fidelity\"). Search with `--final-steps "
+            f"{default.default_steps} --final-learning-rate {default.default_optimizer.learning_rate:g}`, or train "
+            "the winner and the baseline with `autoloss train` at the default schedule, before relying on it.")
 
 
 def final_table(trainings: dict[str, dict]) -> dict[str, dict]:

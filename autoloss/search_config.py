@@ -360,16 +360,19 @@ def describe_settings() -> str:
     return "\n".join(lines)
 
 
-# demo: the default, about 10 minutes on two CPU cores (benchmarks/search_demo.py); small: a longer CPU
-# run; paper: a COCO-scale GPU configuration with the paper's detector (FCOS, ImageNet-pretrained ResNet-50
-# FPN, 1x-style final schedule, Sec. 4.1) and a large M with few proxy trainings per generation. Not run in CI.
+# demo: the default, about 10 minutes on two CPU cores (benchmarks/search_demo.py); its 1000-step final is a short
+# schedule's verdict. small: a longer CPU run whose final is 3000 steps at the FCOS default rate, which orders losses
+# as the 6000-step default does (benchmarks/RESULTS.md, "Proxy fidelity"). paper: a COCO-scale GPU configuration
+# with the paper's detector (FCOS, ImageNet-pretrained ResNet-50 FPN, 1x-style final schedule, Sec. 4.1) and a
+# large M with few proxy trainings per generation. Not run in CI.
 # Its files: `autoloss split-coco coco/annotations/instances_train2017.json --search-val 10000 --seed 0
 # --final coco/annotations/instances_val2017.json --out coco/annotations/search` holds out the paper's 10k
 # search-validation images, and torchvision's resnet50-0676ba61.pth goes into weights/ (README).
 PRESETS: dict[str, dict[str, Any]] = {
     "demo": {},
     "small": {
-        "generations": 6, "population": 96, "top_k": 4, "parents": 4, "proxy_steps": 400, "final_steps": 5000,
+        "generations": 6, "population": 96, "top_k": 4, "parents": 4, "proxy_steps": 400, "final_steps": 3000,
+        "final_learning_rate": 5e-3,
     },
     "paper": {
         "data": "coco,holdout=0:coco/annotations/search/search_train.json:coco/train2017",
