@@ -19,7 +19,8 @@ The ``sigmoid`` form's curves fix y and w at the positive's (1, 1) and the negat
 (0, 0) values (``substitution``: where the formula is undefined there, the guarded value
 training uses). The ``softmax`` form's are reduced for every number of classes
 (``softmax_reduction``): the target's logit with the others summarised by their log-mass
-ρ, their count n and bounded sums, w over [0, 1]; and a non-target's logit likewise.
+ρ, their count n, one other class's share and argument and bounded sums, w over [0, 1]; and
+a non-target's logit likewise, with two classes (exactly) and with three or more.
 Each property is proved only if all its curves are; the caller adds the sampled check.
 """
 
@@ -33,13 +34,14 @@ from collections.abc import Callable
 import numpy as np
 import sympy
 
+from symbolic.cpv.intervals import Hull, Meet
 from symbolic.cpv.limits import gradient_limit
 from symbolic.cpv.proof_worker import ProofTimeout, clock, time_limit
 from symbolic.cpv.rules import SLOPE_RTOL
 from symbolic.cpv.sign_proofs import assumption_sign, prove_sign
 from symbolic.cpv.softmax_reduction import RHO, X_J, X_O, X_T, N, OutsideReduction, Special, reduce_loss, relax
 from symbolic.cpv.substitution import substitute
-from symbolic.cpv.verdict import Proof
+from symbolic.cpv.verdict import Proof, describe_range
 from symbolic.forms import FORMS, w, x, y
 from symbolic.lowering import evaluate_numpy
 
@@ -83,20 +85,24 @@ def _sigmoid_witness(values: dict, point: dict) -> dict:
     return {"x": point["x"], "y": float(values[y]), "w": float(values[w])}
 
 
+SOFTMAX_CURVES = [  # label, specials, varied logit, sign, direction, whether other classes exist (n ≥ 1)
+    ("target logit", (Special(X_T, 1),), X_T, "nonpositive", 1, True),
+    ("non-target logit, two classes", (Special(X_T, 1), Special(X_J, 0)), X_J, "nonnegative", -1, False),
+    ("non-target logit, three or more classes", (Special(X_T, 1), Special(X_J, 0)), X_J, "nonnegative", -1, True),
+]
+
+
 def softmax_curves(expr: sympy.Expr) -> list[Curve]:
     """The target's logit and a non-target's, reduced for every number of classes (``softmax_reduction``)."""
     curves = []
-    for label, specials, varied, sign, direction, n_min in [
-        ("target logit", (Special(X_T, 1),), X_T, "nonpositive", 1, 1.0),
-        ("non-target logit", (Special(X_T, 1), Special(X_J, 0)), X_J, "nonnegative", -1, 0.0),
-    ]:
-        reduced = reduce_loss(expr, specials)
-        derivative = sympy.diff(reduced.expr, varied)
-        box = {varied: (-INF, INF), X_T: (-INF, INF), RHO: (-INF, INF), N: (n_min, INF), w: W_RANGE}
-        relaxed = relax(derivative, box, n_min)
-        box = {s: bounds for s, bounds in {**box, **relaxed.box}.items() if s == varied or relaxed.expr.has(s)}
+    for label, specials, varied, sign, direction, others in SOFTMAX_CURVES:
+        reduced = reduce_loss(expr, specials, others)
+        box = {varied: (-INF, INF), X_T: (-INF, INF), RHO: (-INF, INF), N: (1.0, INF), w: W_RANGE}
+        relaxed = relax(sympy.diff(reduced.expr, varied), reduced.others_argument, box)
+        box = {varied: box[varied], **relaxed.box}
         required = {s: LOGITS for s in (varied, X_T) if s in box}
         concrete = reduced.others_argument in (None, X_O)  # every ρ is then the others at one logit
+        n_min = 1.0 if others else 0.0
         witness = functools.partial(_softmax_witness, expr, varied, sign, n_min) if concrete else _no_witness
         curves.append(Curve(label, relaxed.expr, varied, box, required, sign, direction, varied == X_T, witness,
                             relaxed.notes))
@@ -107,32 +113,56 @@ def _no_witness(point: dict) -> None:
     return None
 
 
+def _witness_configurations(point: dict, n_min: float):
+    """(number of other classes, their common logit) to try for a refuted point, the point's own first."""
+    rho = point.get("rho", point["a_o"] + point["d_o"] if "a_o" in point and "d_o" in point else None)
+    count = point.get("n", math.exp(min(point["d_o"], 50.0)) if "d_o" in point else n_min)  # n equal shares e^(−d_o)
+    least = max(int(n_min), 0 if rho is None else 1)
+    for others in dict.fromkeys([max(int(round(min(count, MAX_WITNESS_CLASSES + 1))), least), least]):
+        rests = ([(rho or 0.0) - math.log(others)] if others else []) + [0.0]
+        for rest in dict.fromkeys(rests):
+            yield others, rest
+
+
 def _softmax_witness(expr, varied, sign, n_min, point: dict) -> dict | None:
     """Explicit logits for a refuted point (its other classes all at one logit), if the numerics move wrongly there."""
-    others = max(int(round(point.get("n", n_min))), int(n_min), 1 if "rho" in point else 0)
-    if others > MAX_WITNESS_CLASSES:
-        return None
-    rest = point.get("rho", 0.0) - math.log(others) if others else 0.0
-    logits = [point.get("x_t", 0.0)] + ([point[X_J.name]] if varied == X_J else []) + [rest] * others
-    if not all(LOGITS[0] <= v <= LOGITS[1] for v in logits):
-        return None
     column = 0 if varied == X_T else 1
+    iou = point.get("w", 1.0)
+    for others, rest in _witness_configurations(point, n_min):
+        logits = [point.get("x_t", 0.0)] + ([point[X_J.name]] if varied == X_J else []) + [rest] * others
+        if others > MAX_WITNESS_CLASSES or not all(LOGITS[0] <= v <= LOGITS[1] for v in logits):
+            continue
+        slope = _wrong_slope(expr, logits, column, iou, sign)
+        if slope is not None:
+            return {"classes": len(logits), "x": logits, "target": 0, "w": iou, f"dL/dx[{column}]": slope}
+    return None
+
+
+def _wrong_slope(expr, logits: list[float], column: int, iou: float, sign: str) -> float | None:
+    """The numerics' slope in logit ``column`` at ``logits`` where it has the wrong sign, else None."""
     step = 1e-3 * max(1.0, abs(logits[column]))
     grid = np.tile(np.array(logits, dtype=np.float64), (2, 1))
     grid[:, column] += (-step, step)
     classes = len(logits)
-    iou = point.get("w", 1.0)
     inputs = {"x": grid, "y": np.tile(np.eye(classes)[0], (2, 1)), "w": np.full((2, classes), iou)}
     low, high = evaluate_numpy(expr, FORMS["softmax"], inputs)
     slope = (high - low) / (2 * step)
     wrong = slope > 1e-9 * max(1.0, abs(low)) if sign == "nonpositive" else slope < -1e-9 * max(1.0, abs(low))
-    if not wrong:
-        return None
-    return {"classes": classes, "x": logits, "target": 0, "w": iou, f"dL/dx[{column}]": float(slope)}
+    return float(slope) if wrong else None
 
 
 def _scope(curve: Curve, domain: str) -> str:
-    return f"{curve.label}: {domain}" + (f" ({'; '.join(curve.notes)})" if curve.notes else "")
+    return f"{curve.label}: {_summarised(curve, domain)}" + (f" ({'; '.join(curve.notes)})" if curve.notes else "")
+
+
+def _summarised(curve: Curve, domain: str) -> str:
+    """``domain`` with the other classes' variables (ρ, n, a_o, d_o, s_k ...) summarised where it is their whole box."""
+    own = [v for v in curve.box if v in (curve.variable, X_T, X_J, w, x) or v == RHO and curve.box[v] == (-INF, INF)]
+    others = [v for v in curve.box if v not in own]
+    if not others or domain != ", ".join(describe_range(v.name, *curve.box[v]) for v in curve.box):
+        return domain
+    return ", ".join(describe_range(v.name, *curve.box[v]) for v in own) + ", every value of the other classes' " \
+        f"variables ({', '.join(v.name for v in others)})"
 
 
 def prove_monotonicity(curves: list[Curve], deadline: float) -> Proof:
@@ -167,6 +197,14 @@ def _end_bound(curve: Curve, deadline: float) -> Proof:
                            timed_out=proof.timed_out)
 
 
+def _constant_hulls(expr: sympy.Expr, variable: sympy.Symbol) -> sympy.Expr | None:
+    """``expr`` with each hull (``Hull``, ``Meet``) a symbol of its own: a constant as ``variable`` moves, or None."""
+    hulls = sorted(expr.atoms(Meet, Hull), key=sympy.default_sort_key)
+    if any(variable in hull.free_symbols for hull in hulls):
+        return None
+    return expr.xreplace({hull: sympy.Symbol(f"hull_{k}", real=True) for k, hull in enumerate(hulls)})
+
+
 def prove_convergence(curves: list[Curve], monotone: Proof, deadline: float) -> Proof:
     """The gradient vanishes toward the label on every converging curve (limit, else the end bound)."""
     if monotone.status != "proved":
@@ -174,7 +212,9 @@ def prove_convergence(curves: list[Curve], monotone: Proof, deadline: float) -> 
     arguments, domains = [], []
     for curve in [c for c in curves if c.converges]:
         share = clock() + LIMIT_SHARE * max(0.0, deadline - clock())
-        proof = gradient_limit(curve.derivative, curve.variable, curve.direction, share)
+        derivative = _constant_hulls(curve.derivative, curve.variable)
+        proof = Proof.undecided("a bound over the other classes moves with the logit") if derivative is None else \
+            gradient_limit(derivative, curve.variable, curve.direction, share)
         if proof.status == "refuted" and curve.witness(proof.counterexample or {}) is not None:
             return proof
         if proof.status != "proved":

@@ -22,6 +22,14 @@ against overflow, softmax and log σ are computed stably in the numerics (so the
 rewrites here never meet it), and where a cap does act, the sampled check on the guarded
 numerics, which backs every proof, decides. ``sign`` and ``Heaviside`` (from derivatives of
 abs and relu) are monotone steps.
+
+``Hull(e, (s, lo, hi), ...)`` stands for some value in the convex hull of the values e takes
+as each bound symbol s runs over [lo, hi] (a weighted mean of such values, say). It is
+enclosed by e's enclosure with each s at its whole range, on every box alike: an interval
+enclosing the range of e encloses its convex hull too. ``Meet(a, b, ...)`` is one value known
+to lie in each argument's range (a box variable and a hull standing for the same sum): it is
+enclosed by the intersection of their enclosures (where that is empty no point of the box is
+consistent, and the last argument's enclosure is kept).
 """
 
 from __future__ import annotations
@@ -44,6 +52,44 @@ SCURVE_RELATIVE_ERROR = 1e-12  # cephes erfc: peak relative error 5.7e-14 (its d
 
 class IntervalUnsupported(ValueError):
     """The expression holds a head without an interval rule (e.g. a symbolic exponent)."""
+
+
+class Hull(sympy.Function):
+    """Some value in the convex hull of ``args[0]``'s values as each bound symbol runs over its range.
+
+    Written ``Hull(e, (s, lo, hi), ...)``; the bound symbols are not free. SymPy keeps the node
+    whole (a rewrite of e inside is an identity of the function, so it is one of the hull);
+    two equal nodes stand for one value. The signs of e that hold everywhere hold for the hull.
+    """
+
+    @property
+    def bound_symbols(self) -> set[sympy.Symbol]:
+        return {bound[0] for bound in self.args[1:]}
+
+    @property
+    def free_symbols(self) -> set[sympy.Symbol]:
+        return self.args[0].free_symbols - self.bound_symbols
+
+    def _eval_derivative(self, s):
+        raise TypeError("a hull value has no derivative: differentiate before bounding")
+
+    def _eval_is_commutative(self):
+        return True  # a number (its bounds, Tuples, would otherwise make it a non-commutative symbol)
+
+    def _eval_is_extended_real(self):
+        return self.args[0].is_extended_real
+
+    def _eval_is_extended_nonnegative(self):
+        return self.args[0].is_extended_nonnegative
+
+    def _eval_is_extended_nonpositive(self):
+        return self.args[0].is_extended_nonpositive
+
+    def _eval_is_extended_positive(self):
+        return self.args[0].is_extended_positive
+
+    def _eval_is_extended_negative(self):
+        return self.args[0].is_extended_negative
 
 
 def _clean(lo, hi):
@@ -303,11 +349,33 @@ def _constant(expr: sympy.Expr):
     return float(np.nextafter(lo, -np.inf)), float(np.nextafter(hi, np.inf))
 
 
+class Meet(sympy.Function):
+    """One value lying in the range of each of its arguments (e.g. a box variable and a ``Hull`` of one sum)."""
+
+    def _eval_derivative(self, s):
+        raise TypeError("a met value has no derivative: differentiate before bounding")
+
+    def _eval_is_commutative(self):
+        return True
+
+    def _eval_is_extended_real(self):
+        return True  # it stands for a real value (each argument encloses it)
+
+
+def _meet(*intervals):
+    """The intersection of the enclosures; the last one where it is empty (no consistent point)."""
+    lo = np.maximum.reduce([i[0] for i in intervals])
+    hi = np.minimum.reduce([i[1] for i in intervals])
+    empty = lo > hi
+    return np.where(empty, intervals[-1][0], lo), np.where(empty, intervals[-1][1], hi)
+
+
 class IntervalProgram(StraightLineCode):
     """An expression compiled to interval instructions over the columns of a box array."""
 
     def __init__(self, expr: sympy.Expr, variables: tuple[sympy.Symbol, ...]):
         self.variables = tuple(variables)
+        self._ranges: dict[sympy.Symbol, tuple[float, float]] = {}  # the bound symbols of ``Hull`` nodes
         super().__init__(expr)
 
     def __call__(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -332,8 +400,22 @@ class IntervalProgram(StraightLineCode):
             result = self._emit(rule, (result, slot))
         return result
 
+    def _bind(self, hull: Hull) -> None:
+        """Each bound symbol of ``hull`` at its range (one range per symbol in one program)."""
+        for symbol, lo, hi in hull.args[1:]:
+            bounds = (float(lo), float(hi))
+            if symbol in self.variables or self._ranges.setdefault(symbol, bounds) != bounds:
+                raise IntervalUnsupported(f"{symbol} is bound to two ranges or is also a box variable")
+
     def _compile_node(self, expr: sympy.Expr) -> int:
+        if isinstance(expr, Hull):
+            self._bind(expr)
+            return self._compile(expr.args[0])
+        if isinstance(expr, Meet):
+            return self._emit(_meet, tuple(self._compile(arg) for arg in expr.args))
         if expr.is_Symbol:
+            if expr in self._ranges:
+                return self._emit(self._ranges[expr])
             if expr not in self.variables:
                 raise IntervalUnsupported(f"symbol {expr} is not one of the box variables {self.variables}")
             return self._emit(self.variables.index(expr))

@@ -38,11 +38,11 @@ import math
 import numpy as np
 import sympy
 
-from symbolic.cpv.intervals import IntervalProgram, IntervalUnsupported
+from symbolic.cpv.intervals import IntervalProgram, IntervalUnsupported, interval_bounds
 from symbolic.cpv.proof_worker import clock
 from symbolic.cpv.rational_signs import is_rational, prove_rational_sign
 from symbolic.cpv.verdict import Proof, describe_range
-from symbolic.functions import S_CURVES, Sigmoid, Softplus
+from symbolic.functions import S_CURVES, Relu, Sigmoid, Softplus
 
 SIGNS = ("nonpositive", "nonnegative", "positive")
 MAX_BOXES = 4096  # undecided boxes carried from one round to the next
@@ -87,6 +87,35 @@ def rewrite_complements(expr: sympy.Expr) -> sympy.Expr:
     return _absorb_complements(node) if node.is_Add else node
 
 
+_KINKS = (sympy.Abs, sympy.sign, sympy.Heaviside, Relu)
+
+
+def _settled_kink(node: sympy.Expr, box: dict[sympy.Symbol, tuple[float, float]]) -> sympy.Expr:
+    """``node`` (|a|, sign a, H(a), relu a) as its branch on all of ``box``, where its argument keeps one sign."""
+    a = node.args[0]
+    try:
+        lo, hi = interval_bounds(a, {v: box[v] for v in a.free_symbols})
+    except (IntervalUnsupported, KeyError):
+        return node
+    if lo >= 0 and not isinstance(node, sympy.sign | sympy.Heaviside) or lo > 0:
+        return {sympy.Abs: a, sympy.sign: sympy.S.One, sympy.Heaviside: sympy.S.One, Relu: a}[type(node)]
+    if hi <= 0 and not isinstance(node, sympy.sign | sympy.Heaviside) or hi < 0:
+        return {sympy.Abs: -a, sympy.sign: -sympy.S.One, sympy.Heaviside: sympy.S.Zero, Relu: sympy.S.Zero}[type(node)]
+    return node
+
+
+def settle_kinks(expr: sympy.Expr, box: dict[sympy.Symbol, tuple[float, float]]) -> sympy.Expr:
+    """``expr`` with each kink whose argument keeps one sign on ``box`` replaced by that branch (exact there).
+
+    |a| − a with a ≥ 0 on the box is then 0 symbolically, where its bound over an unbounded box is not.
+    """
+    if not expr.has(*_KINKS):
+        return expr
+    args = tuple(settle_kinks(arg, box) for arg in expr.args)
+    node = expr if args == expr.args else expr.func(*args)
+    return _settled_kink(node, box) if isinstance(node, _KINKS) else node
+
+
 def prepare(expr: sympy.Expr, deadline: float = float("inf")) -> list[sympy.Expr]:
     """Equivalent forms of ``expr`` to bound; each is an enclosure, so their intersection is too.
 
@@ -107,11 +136,21 @@ def prepare(expr: sympy.Expr, deadline: float = float("inf")) -> list[sympy.Expr
 
 def _equivalents(expr: sympy.Expr):
     yield sympy.factor_terms(expr)
+    if expr.has(sympy.exp):  # e^(a + b) as e^a·e^b: a factor common to all terms, such as e^(−πx²/16), comes out
+        yield _collected(sympy.factor_terms(_split_exponentials(expr)))
     yield _collected(expr)
     combined = sympy.factor_terms(sympy.together(expr))
     yield combined
     if not expr.atoms(sympy.Function) and sympy.count_ops(combined) <= FACTOR_MAX_OPS:
         yield sympy.factor(combined)
+
+
+def _split_exponentials(expr: sympy.Expr) -> sympy.Expr:
+    """``expr`` with each e^(c·(a + b)) written e^(c·a)·e^(c·b) (exact)."""
+    def split(node: sympy.exp) -> sympy.Expr:
+        return sympy.Mul(*(sympy.exp(term) for term in sympy.Add.make_args(sympy.expand_mul(node.args[0]))))
+
+    return expr.replace(lambda node: isinstance(node, sympy.exp), split)
 
 
 def _collected(expr: sympy.Expr) -> sympy.Expr:
@@ -122,7 +161,7 @@ def _collected(expr: sympy.Expr) -> sympy.Expr:
         shared = sorted(add.free_symbols, key=lambda s: (-sum(term.has(s) for term in add.args), s.name))
         return sympy.collect(add, shared)
 
-    return expr.replace(lambda node: node.is_Add and len(node.free_symbols) > 1, collect)
+    return expr.replace(lambda node: node.is_Add and node.free_symbols, collect)
 
 
 def assumption_sign(expr: sympy.Expr, sign: str) -> bool:
@@ -233,6 +272,7 @@ def prove_sign(expr: sympy.Expr, box: dict[sympy.Symbol, tuple[float, float]], s
         raise ValueError(f"sign must be one of {SIGNS}")
     variables = tuple(box)
     required = {**box, **(required or {})}
+    expr = settle_kinks(expr, box)
     if rational and is_rational(expr):
         proof = prove_rational_sign(expr, box, sign, deadline, decide=decide_sign)
         if proof.status == "proved":

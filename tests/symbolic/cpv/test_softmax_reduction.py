@@ -8,7 +8,12 @@ import sympy
 
 from symbolic.candidate import Candidate
 from symbolic.canonical import InvalidCandidate
+from symbolic.cpv.classification_proofs import prove_monotonicity, softmax_curves
+from symbolic.cpv.intervals import Hull, IntervalProgram, IntervalUnsupported, Meet
+from symbolic.cpv.proof_worker import clock
 from symbolic.cpv.softmax_reduction import (
+    A_O,
+    D_O,
     Q_O,
     RHO,
     X_J,
@@ -17,8 +22,10 @@ from symbolic.cpv.softmax_reduction import (
     N,
     OthersSum,
     OutsideReduction,
+    Reduced,
     Special,
     reduce_loss,
+    relax,
 )
 from symbolic.forms import FORMS, w
 from symbolic.lowering import evaluate_numpy
@@ -94,3 +101,101 @@ def test_a_softmax_of_a_softmax_is_outside_the_reduction():
     candidate = Candidate.parse("dot(y, softmax(softmax(x)))", "softmax")
     with pytest.raises(OutsideReduction):
         reduce_loss(candidate.expr, (Special(X_T, 1),))
+
+
+# --- the relaxation of the sums over the other classes (per class, or a hull on each sub-box) ---------------------
+
+def _curve_inputs(logits, varied, iou, reduced, relaxed):
+    """Per other class o, its weight q_o and the point of the relaxed box that stands for it (n ≥ 1 others)."""
+    others = [k for k in range(len(logits)) if k not in (0, varied)]
+    argument = [float(reduced.others_argument.subs(X_O, logits[k])) for k in others] if reduced.others_argument \
+        is not None else [0.0] * len(others)
+    rho = float(np.log(np.sum(np.exp(argument))))
+    base = {X_T: logits[0], X_J: logits[varied] if varied else 0.0, w: iou, N: float(len(others)), RHO: rho}
+    for k, a in zip(others, argument, strict=True):
+        point = {**base, A_O: a, D_O: rho - a, X_O: logits[k]}
+        yield float(np.exp(a - rho)), {s: (point.get(s, -np.inf), point.get(s, np.inf)) for s in relaxed.box}
+
+
+SUMS_OVER_OTHERS = [  # losses whose derivatives hold sums over the other classes, per class and as hulls
+    "dot(x, softmax(x))", "dot(softmax(x), softmax(x))", "dot(sin(x), softmax(x))", "tanh(dot(softmax(x), x))",
+    "dot(erf_s(-y), erf_s(softmax(sigmoid(x))))", "dot(cos(sqrt(y)), erf_s(softmax(erf_s(x))))",
+    "gd_s(dot(y + exp(sin(w)), -softmax(sigmoid(x)) + softplus(w)))",
+    "dot((-tanh(sin(y)) + erf_s(-3))*tanh(erf_s(-w)), exp(erf_s(softmax(tanh(x)))))",
+    "dot(cos(gd_s(1 - y)), erf_s(softmax(erf_s(-relu(x)))))", "dot(softmax(x)*x, log(softmax(x)))",
+    "dot((-2 + alf_s(2))/softmax(tanh(y)), -erf_s(w) + softmax(erf_s(-x)) - log(2))",
+]
+
+
+@pytest.mark.parametrize("classes", [3, 5, 9])
+def test_the_relaxed_derivative_encloses_the_true_one_on_explicit_classes(classes):
+    # sound for every number of classes: Σ_o q_o·[bracket(o)] (a convex combination) contains the exact derivative
+    rng = np.random.default_rng(10 + classes)
+    checked = 0
+    for candidate in _candidates(30) + [Candidate.parse(f, "softmax") for f in SUMS_OVER_OTHERS]:
+        logits = list(rng.normal(0, 2, classes))
+        iou = float(rng.uniform(0.3, 1.0))
+        for specials, varied, symbol in [((Special(X_T, 1),), None, X_T),
+                                         ((Special(X_T, 1), Special(X_J, 0)), 1, X_J)]:
+            try:
+                reduced = reduce_loss(candidate.expr, specials)
+                derivative = sympy.diff(reduced.expr, symbol)
+                exact = _numeric(Reduced(derivative, reduced.others_argument), logits, 0, varied, iou)
+            except (OutsideReduction, TypeError):
+                continue
+            box = {symbol: (-np.inf, np.inf), X_T: (-np.inf, np.inf), RHO: (-np.inf, np.inf), N: (1.0, np.inf),
+                   w: (0.0, 1.0)}
+            relaxed = relax(derivative, reduced.others_argument, box)
+            if not np.isfinite(exact) or abs(exact) > 1e6:
+                continue
+            try:
+                program = IntervalProgram(relaxed.expr, tuple(relaxed.box))
+            except IntervalUnsupported:
+                continue
+            low = high = 0.0
+            for weight, point in _curve_inputs(logits, varied, iou, reduced, relaxed):
+                lo, hi = program(np.array([[point[s][0] for s in relaxed.box]]),
+                                 np.array([[point[s][1] for s in relaxed.box]]))
+                low, high = low + weight * lo[0], high + weight * hi[0]
+            slack = 1e-9 * max(1.0, abs(exact))
+            assert low - slack <= exact <= high + slack, (candidate.infix(), classes, specials, exact, low, high)
+            checked += 1
+    assert checked >= 40
+
+
+@pytest.mark.parametrize("formula", [
+    # softmax(y): rational in n
+    "(-gd_s(1) + erf_s(-3) + softplus(erf_s(-2)))/dot(softmax(y)/tanh(3), softmax(tanh(x)))",
+    "gd_s(dot(y + exp(sin(w)), -softmax(sigmoid(x)) + softplus(w)))",  # the others' shares per class
+])
+def test_monotonicity_only_sampled_before_is_now_proved_for_every_number_of_classes(formula):
+    candidate = Candidate.parse(formula, "softmax")
+    proof = prove_monotonicity(softmax_curves(candidate.expr), deadline=clock() + 10.0)
+    assert proof.status == "proved", proof.detail
+    assert "two classes" in proof.domain and "three or more classes" in proof.domain
+
+
+def test_a_loss_that_rises_with_the_target_logit_for_many_classes_is_refuted_with_explicit_logits():
+    # relu(cos(S)): S, a sum over the other classes, grows with their number, and cos turns around
+    candidate = Candidate.parse("relu(cos(dot(-sqrt(y) + sigmoid(3), erf_s(-sigmoid(x)))))", "softmax")
+    proof = prove_monotonicity(softmax_curves(candidate.expr), deadline=clock() + 10.0)
+    assert proof.status == "refuted"
+    example = proof.counterexample
+    assert example["classes"] > 3 and _explicit_slope(candidate, example["x"], example["w"]) > 0
+
+
+def _explicit_slope(candidate, logits, iou):
+    step = 1e-4
+    up, down = list(logits), list(logits)
+    up[0] += step
+    down[0] -= step
+    return (_explicit(candidate, up, 0, iou) - _explicit(candidate, down, 0, iou)) / (2 * step)
+
+
+def test_hull_and_meet_enclose_what_they_stand_for():
+    r, s, x_h = sympy.Symbol("r", real=True), sympy.Symbol("s", real=True), sympy.Symbol("x_h", real=True)
+    hull = Hull(r * sympy.sin(x_h), (x_h, -sympy.oo, sympy.oo))
+    assert hull.free_symbols == {r}
+    program = IntervalProgram(Meet(s, hull) + hull, (r, s))
+    lo, hi = program(np.array([[1.0, 0.5]]), np.array([[2.0, 10.0]]))
+    assert lo[0] <= 0.5 - 2.0 and hi[0] >= 2.0 + 2.0 and hi[0] <= 4.0 + 1e-9  # the meet is s ∩ [−2, 2]
