@@ -78,7 +78,7 @@ def add_search_parser(sub: argparse._SubParsersAction, json_flag: argparse.Argum
         help="search loss functions (CSE-Autoloss: evolution with CPV, MOS and the proxy task)",
         description="Search loss functions with CSE-Autoloss and evaluate the best against the default losses. "
         "Without arguments: the demo preset (FCOS classification branch on the built-in dataset, about "
-        "10 minutes on two CPU cores).",
+        "11 minutes on two CPU cores).",
         epilog="A TOML file (--config) sets any setting by name, an optional preset = \"small\" picks the base, "
         "and a [mos] table holds MOS settings (simulate.SimulationConfig fields).")
     parser.add_argument("--preset", help=f"base settings: {', '.join(PRESETS)} (default demo)")

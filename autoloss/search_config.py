@@ -360,7 +360,7 @@ def describe_settings() -> str:
     return "\n".join(lines)
 
 
-# demo: the default, about 10 minutes on two CPU cores (benchmarks/search_demo.py); its 1000-step final is a short
+# demo: the default, about 11 minutes on two CPU cores (benchmarks/search_demo.py); its 1000-step final is a short
 # schedule's verdict. small: a longer CPU run whose final is 3000 steps at the FCOS default rate, which orders losses
 # as the 6000-step default does (benchmarks/RESULTS.md, "Proxy fidelity"). paper: a COCO-scale GPU configuration
 # with the paper's detector (FCOS, ImageNet-pretrained ResNet-50 FPN, 1x-style final schedule, Sec. 4.1) and a

@@ -81,9 +81,10 @@ def trained_rows(config: SearchConfig, result, steps: int, work_dir: Path, reuse
         return [f"No found classification loss to train at {steps} steps.", ""]
     started = time.perf_counter()
     table = check_found(config, {"prefix": best.prefix(), "form": best.form}, best.infix(), steps, work_dir, reuse)
+    read = f", those already recorded in `{reuse}` read from there" if reuse is not None else ""
     return [f"The found loss and the baseline at {steps} steps (learning rate "
             f"{get_detector(config.detector).default_optimizer.learning_rate:g}, from scratch, final_val; "
-            f"{(time.perf_counter() - started) / 60:.1f} min, trainings recorded in `{work_dir}`):", ""
+            f"{(time.perf_counter() - started) / 60:.1f} min; trainings recorded in `{work_dir}`{read}):", ""
             ] + final_rows(table)
 
 
