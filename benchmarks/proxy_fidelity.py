@@ -217,8 +217,8 @@ class Study:
         its steps with the reference learning rate (a cheaper final schedule the search could use), and
         the cheap proxy variants (2x steps, other learning rates, normalized loss, the later warm start), so
         that wherever the study stops every candidate with a trained AP has every cheap score; then the
-        baseline's other seeds, the subset at the full schedule, the longer proxies, the later warm start of
-        the others, and the full schedule for everyone if the short one disagrees.
+        baseline's other seeds, the subset and the baseline's other seeds at the full schedule, the longer
+        proxies, the later warm start of the others, and the full schedule for everyone if the short one disagrees.
         """
         s, names = self.settings, self.names
         order = [self.proxy(n) for n in names]
@@ -236,12 +236,12 @@ class Study:
         order += [self.final(BASELINE, screen, seed=self.seed + k) for k in range(1, s.baseline_seeds)]
         if s.short_steps:
             order += [self.final(n, s.reference_steps) for n in subset]
+            order += [self.final(BASELINE, s.reference_steps, seed=self.seed + k) for k in range(1, s.baseline_seeds)]
         order += [self.proxy(n, m) for m in s.step_multiples if m > 2 for n in names]
         if s.later_warm_start:
             order += [self.proxy(n, warm_start_steps=s.later_warm_start) for n in names]  # those not in yet
         if s.short_steps and self.short_agrees() is False:
             order += [self.final(n, s.reference_steps) for n in names if n not in subset]
-            order += [self.final(BASELINE, s.reference_steps, seed=self.seed + k) for k in range(1, s.baseline_seeds)]
         return list(dict.fromkeys(order))
 
     def missing(self) -> list[Training]:
