@@ -157,6 +157,14 @@ def seeds_wanted(table: dict[str, dict], rows, first_seed: int, final_seeds: int
     return {row: [first_seed + k for k in range(n)] for row, n in count.items()}
 
 
+def round_plan(trainings: dict[str, dict], rows, first_seed: int, final_seeds: int,
+               max_seeds: int) -> dict[str, tuple[str, int]]:
+    """{state key: (row, seed)} of every training the next round wants, given the trainings so far (those not yet
+    in ``trainings`` are what it must train; none means the comparison is done)."""
+    wanted = seeds_wanted(final_table(trainings), rows, first_seed, final_seeds, max_seeds)
+    return {training_key(row, seed, first_seed): (row, seed) for row, seeds in wanted.items() for seed in seeds}
+
+
 def _row(entries: list[dict], by_seed: dict[int, dict]) -> dict:
     """One row of :func:`final_table` from its trainings and the metrics of those that finished, by seed."""
     failed = [e for e in entries if e.get("status") != "ok"]

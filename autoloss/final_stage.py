@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from autoloss.evolution import hall_of_fame
 from autoloss.executors import TaskRunner, TrainingTask
-from autoloss.final_comparison import final_table, seeds_wanted, training_key
+from autoloss.final_comparison import round_plan
 from autoloss.records import ap_metrics
 from autoloss.run_store import RunStore
 from autoloss.search_config import SearchConfig
@@ -56,10 +56,7 @@ class FinalStage:
         """Train every final training the state lacks, round by round, until no row asks for another seed."""
         rows = final_rows(self.config, state)
         while True:
-            wanted = seeds_wanted(final_table(state.final), rows, self.config.seed, self.config.final_seeds,
-                                  self.config.final_max_seeds)
-            plan = {training_key(row, seed, self.config.seed): (row, seed) for row, seeds in wanted.items()
-                    for seed in seeds}
+            plan = round_plan(state.final, rows, self.config.seed, self.config.final_seeds, self.config.final_max_seeds)
             missing = {key: value for key, value in plan.items() if key not in state.final}
             if not missing:
                 return

@@ -184,9 +184,13 @@ class Study:
                 chosen.append(rest[index])
         return chosen
 
+    def baseline_finals(self, steps: int) -> list[Training]:
+        """The baseline's final trainings at ``steps`` over its seeds (the study's seed first)."""
+        return [self.final(BASELINE, steps, seed=self.seed + k) for k in range(self.settings.baseline_seeds)]
+
     def baseline_aps(self, steps: int) -> list[float]:
         """The baseline's final APs at ``steps`` over the seeds that finished."""
-        values = [self.ap(self.final(BASELINE, steps, seed=self.seed + k)) for k in range(self.settings.baseline_seeds)]
+        values = [self.ap(training) for training in self.baseline_finals(steps)]
         return [v for v in values if v is not None]
 
     def seed_noise(self, steps: int) -> float:
@@ -233,10 +237,10 @@ class Study:
             order.append(self.proxy(n, normalized=True))
             if s.later_warm_start:
                 order.append(self.proxy(n, warm_start_steps=s.later_warm_start))
-        order += [self.final(BASELINE, screen, seed=self.seed + k) for k in range(1, s.baseline_seeds)]
+        order += self.baseline_finals(screen)[1:]
         if s.short_steps:
             order += [self.final(n, s.reference_steps) for n in subset]
-            order += [self.final(BASELINE, s.reference_steps, seed=self.seed + k) for k in range(1, s.baseline_seeds)]
+            order += self.baseline_finals(s.reference_steps)[1:]
         order += [self.proxy(n, m) for m in s.step_multiples if m > 2 for n in names]
         if s.later_warm_start:
             order += [self.proxy(n, warm_start_steps=s.later_warm_start) for n in names]  # those not in yet

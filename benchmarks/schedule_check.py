@@ -19,7 +19,7 @@ import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
-from autoloss.final_comparison import BASELINE, final_table, seeds_wanted, training_key
+from autoloss.final_comparison import BASELINE, final_table, round_plan
 from autoloss.search_config import SearchConfig
 from benchmarks.fidelity_trainings import Training, TrainingStore, run_training
 from detection.detectors import get_detector
@@ -45,12 +45,11 @@ def check_found(config: SearchConfig, found: dict, label: str, steps: int, work_
     store, reused = TrainingStore(work_dir), TrainingStore(reuse) if reuse is not None else None
     trainings: dict[str, dict] = {}
     while True:
-        wanted = seeds_wanted(final_table(trainings), rows, config.seed, config.final_seeds, config.final_max_seeds)
-        missing = [(row, seed) for row, seeds in wanted.items() for seed in seeds
-                   if training_key(row, seed, config.seed) not in trainings]
+        plan = round_plan(trainings, rows, config.seed, config.final_seeds, config.final_max_seeds)
+        missing = {key: value for key, value in plan.items() if key not in trainings}
         if not missing:
             return final_table(trainings)
-        for row, seed in missing:
+        for key, (row, seed) in missing.items():
             training = Training(candidate_name(rows[row]), "final", steps, rate, seed)
             record = store.get(training) or (reused.get(training) if reused is not None else None)
             if record is None:
@@ -59,7 +58,7 @@ def check_found(config: SearchConfig, found: dict, label: str, steps: int, work_
                 store.put(record)
             if record["status"] == "ok":
                 progress(f"    {row} seed {seed}: AP {100 * record['ap']:.1f}")
-            trainings[training_key(row, seed, config.seed)] = {
+            trainings[key] = {
                 "row": row, "seed": seed, "status": record["status"], "reason": record.get("reason"),
                 "losses": {"cls": shown[row], "reg": detector.default_reg_loss},
                 "metrics": record.get("metrics") or {}, "seconds": record.get("wall_seconds")}
