@@ -88,20 +88,29 @@ def trained_rows(config: SearchConfig, result, steps: int, work_dir: Path, reuse
             ] + final_rows(table)
 
 
-def main() -> None:
+def _steps(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of training steps; write e.g. 3000 (0: none)")
+    return int(text)
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="demo")
     parser.add_argument("--methods", default="cse", help=f"comma-separated: {', '.join(METHODS)}")
     parser.add_argument("--out", default=f"runs/bench-{datetime.datetime.now():%Y%m%d-%H%M%S}",
                         help="folder of the run directories (one per method)")
-    parser.add_argument("--trained-steps", type=int, default=0,
+    parser.add_argument("--trained-steps", type=_steps, default=0,
                         help="also train the found loss and the baseline at this many steps (0: not)")
     parser.add_argument("--reuse-records", type=Path, default=None,
                         help="folder of recorded trainings to read instead of training again (the same preset and "
                              "seed's proxy-fidelity records)")
     parser.add_argument("--write", action="store_true", help="replace our section of benchmarks/RESULTS.md")
-    args = parser.parse_args()
-    command = command_line("benchmarks.search_demo")
+    args = parser.parse_args(argv)
+    if args.reuse_records is not None and not (args.reuse_records / "trainings").is_dir():
+        parser.error(f"--reuse-records {args.reuse_records}: no trainings/ folder of recorded trainings there; give "
+                     "a study's records folder, e.g. benchmarks/records/proxy_fidelity/demo-seed0")
+    command = command_line("benchmarks.search_demo", argv)
     lines = [SECTION, "", f"Machine: {machine_line()}. Command: `{command}` "
              f"(the default run is `autoloss search`).", "",
              "Final rows: AP (%) on final_val, which the search never saw, mean ± std over the final seeds; in "
