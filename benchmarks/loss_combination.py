@@ -1,8 +1,8 @@
 """Loss combinations on each detector: CSE-Autoloss Tables 6 and 7 in miniature.
 
-    python -m benchmarks.loss_combination --preset smoke|demo|small|paper [--detectors fcos,faster-rcnn]
-        [--seeds N] [--found RUN_DIR] [--only TEXT] [--work-dir DIR] [--workers N]
-        [--dask-scheduler ADDRESS] [--write]
+    python -m benchmarks.loss_combination --preset smoke|demo|default|small|paper [--detectors fcos,faster-rcnn]
+        [--seeds N] [--found RUN_DIR] [--only TEXT] [--work-dir DIR] [--records DIR [--report-only]]
+        [--workers N] [--dask-scheduler ADDRESS] [--write]
 
 Rows per detector, each trained from scratch at every seed and evaluated on final_val (AP, AP50,
 AP75, AP_S, AP_M, AP_L as mean ± std over the seeds, and minutes per run):
@@ -18,13 +18,18 @@ AP75, AP_S, AP_M, AP_L as mean ± std over the seeds, and minutes per run):
 
 Presets (``benchmarks.loss_rows.PRESETS``): ``smoke`` (2 steps on 8 tiny images, checks that
 every row runs), ``demo`` (FCOS 600 / Faster R-CNN 300 steps, batch 16, 2 seeds: 42 minutes for
-both detectors on two CPU cores that other work shared; far from trained detectors), ``small`` (2000 /
-1000 steps, 3 seeds: hours on a CPU) and ``paper`` (the default 5000-step schedule with ResNet-50
+both detectors on two CPU cores that other work shared; far from trained detectors), ``default`` (each
+tiny detector's `autoloss train` schedule, FCOS 6000 steps at 5e-3 and Faster R-CNN 3000 at 2e-3, 3 seeds:
+trained detectors near 50 AP, 8-12 minutes a run on two CPU cores, about 7 hours for both tables),
+``small`` (2000 / 1000 steps, 3 seeds) and ``paper`` (the default 5000-step schedule with ResNet-50
 detectors on 512 px images, 3 seeds: for GPUs). Every (row, seed) is an independent training, so a
 large preset is spread over a cluster with ``--dask-scheduler tcp://HOST:PORT`` (one Dask task each;
 the workers need this package installed) or over local processes with ``--workers N``. ``--only``
 selects rows and ``--work-dir`` keeps the run directories, where finished runs are reused, so machines
-sharing that folder can also split a table by hand (see ``benchmarks.loss_rows``).
+sharing that folder can also split a table by hand (see ``benchmarks.loss_rows``). ``--records DIR`` keeps
+each finished (row, seed) as a small JSON file that later runs read instead of training (the default
+preset's are committed in ``benchmarks/records/loss_tables/default``), and ``--report-only`` writes the
+table of what that folder holds without training.
 """
 
 from __future__ import annotations

@@ -14,7 +14,10 @@ shapes datasets are generated on first use into each worker's cache.
 Each run directory is named by a hash of its task under the work folder, so with a kept work folder
 (``--work-dir``) running a table again, or the other table with the same preset, evaluates a finished
 run again instead of retraining it (the table says "reused"), and an interrupted run resumes from its
-last checkpoint.
+last checkpoint. With a records folder (``--records``), each finished (row, seed) also leaves a small JSON
+file there under the same name, its task and its result: a later run, on any machine, reads it instead of
+training, so a study of many hours can be committed and continued (the run folders, with their
+checkpoints, stay out of the repository).
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 
 from autoloss.executors import TaskRunner, TrainingTask
 from autoloss.proxy import train_and_evaluate
 from autoloss.search_config import SearchConfig
+from detection.checkpoints import write_atomically
 from detection.detectors import DETECTORS
 from detection.experiment_spec import DEFAULT_BATCH_SIZE
 
@@ -82,17 +87,25 @@ class Schedule:
     image_size: int
     detector_preset: str
     datasets: dict[str, str]  # label -> dataset spec; "shapes" is the main one, "variant" the second
-    # one optimizer for both detectors: the one a search's proxy and final trainings use
-    learning_rate: float = SearchConfig.learning_rate
+    # the rate of a search's proxy and final trainings for both detectors; None: each detector's default rate
+    learning_rate: float | None = SearchConfig.learning_rate
     optimizer: str = SearchConfig.optimizer
     caveat: str = ""  # what the preset's numbers can and cannot say, written under its table
+
+    def rate(self, detector: str) -> float:
+        """The peak learning rate of ``detector``'s trainings."""
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return DETECTORS[detector].default_optimizer.learning_rate
 
     def describe(self) -> str:
         """One line with the schedule's settings."""
         steps = ", ".join(f"{name} {self.steps[name]}" for name in DETECTOR_ORDER)
+        rate = (f"{self.optimizer} {self.learning_rate:g}" if self.learning_rate is not None else
+                f"{self.optimizer} at each detector's default rate ("
+                + ", ".join(f"{name} {self.rate(name):g}" for name in DETECTOR_ORDER) + ")")
         return (f"steps {steps}; batch {self.batch_size}; {self.seeds} seed(s); {self.image_size} px input; "
-                f"{self.detector_preset} detectors; {self.optimizer} {self.learning_rate:g}; trained on the "
-                "train split, AP on final_val")
+                f"{self.detector_preset} detectors; {rate}; trained on the train split, AP on final_val")
 
 
 def _shapes(options: str, extra: str = "") -> str:
@@ -112,6 +125,13 @@ PRESETS: dict[str, Schedule] = {
                      caveat="The demo preset is a short schedule for two CPU cores: the detectors are far from "
                      "trained and two seeds give only a rough spread, so differences between rows are mostly "
                      "noise; compare losses with the small or paper preset."),
+    # `autoloss train`'s default schedule of the tiny detectors (FCOS 6000 steps at 5e-3, Faster R-CNN 3000
+    # at 2e-3): trained detectors (about 50 AP) in 8-12 minutes a run on two CPU cores
+    "default": Schedule({name: d.default_steps for name, d in DETECTORS.items()}, DEFAULT_BATCH_SIZE, 3, 128, "tiny",
+                        {"shapes": "shapes", "variant": _shapes(VARIANT_OPTIONS)}, learning_rate=None,
+                        caveat="The default preset trains every row with `autoloss train`'s default schedule of "
+                        "the tiny detectors; with three seeds, a difference is real only beyond the seeds' "
+                        "spread (focal + GIoU varies by about 1 AP between seeds)."),
     "small": Schedule({"fcos": 2000, "faster-rcnn": 1000}, 16, 3, 128, "tiny",
                       {"shapes": "shapes", "variant": _shapes(VARIANT_OPTIONS)}),
     # the default schedule of `autoloss train` with ResNet-50 detectors on 512 px images: GPUs
@@ -127,11 +147,39 @@ def task_spec(row: Row, schedule: Schedule, seed: int, work_dir: Path) -> dict:
         "data": schedule.datasets[row.data], "data_root": None, "eval_data": None, "eval_split": "final_val",
         "image_size": schedule.image_size, "steps": schedule.steps[row.detector],
         "batch_size": schedule.batch_size, "optimizer": schedule.optimizer,
-        "learning_rate": schedule.learning_rate, "seed": seed,
+        "learning_rate": schedule.rate(row.detector), "seed": seed,
         "cls": row.cls.task_entry(), "reg": row.reg.task_entry(), "time_limit": None,
     }
     digest = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
     return {**spec, "out_dir": str(work_dir / f"{row.detector}-{digest}")}
+
+
+RECORD_FIELDS = ("status", "reason", "metrics", "final_loss", "train_seconds", "compile_seconds",
+                 "images_per_second", "seconds")
+
+
+def read_record(records: Path, spec: dict) -> dict | None:
+    """The recorded result of the task ``spec`` in the records folder, or None when it has none."""
+    path = records / f"{Path(spec['out_dir']).name}.json"
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    task = {k: v for k, v in spec.items() if k != "out_dir"}
+    if record.get("task") != task:
+        raise ValueError(f"{path} records another task than its name says (a changed task format?); "
+                         "move it away to train this task again")
+    return {**record["result"], "recorded": str(path)}
+
+
+def write_record(records: Path, spec: dict, result: dict) -> None:
+    """Keep the task ``spec``'s finished result (its plain fields) in the records folder."""
+    task = {k: v for k, v in spec.items() if k != "out_dir"}
+    kept = {k: result[k] for k in RECORD_FIELDS if k in result}
+    if "metrics" in kept:
+        kept["metrics"] = {k: v if math.isfinite(v) else None  # NaN: no object of that size (strict JSON has none)
+                           for k, v in kept["metrics"].items() if isinstance(v, int | float)}
+    write_atomically(records / f"{Path(spec['out_dir']).name}.json",
+                     json.dumps({"task": task, "result": kept}, indent=1, sort_keys=True).encode())
 
 
 def run_rows(
@@ -139,11 +187,16 @@ def run_rows(
     schedule: Schedule,
     *,
     work_dir: Path,
+    records: Path | None = None,
+    train: bool = True,
     workers: int = 0,
     dask_scheduler: str | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[Row, list[dict]]:
-    """Train every applicable row at every seed; return each row's task results, one per seed."""
+    """Train every applicable row at every seed (reading finished ones from ``records``); each row's results.
+
+    With ``train=False`` nothing is trained: a task without a record gets the result ``{"status": "missing"}``.
+    """
     tasks: dict[str, dict] = {}
     names: dict[str, str] = {}
     keys_of: dict[Row, list[str]] = {}
@@ -158,17 +211,29 @@ def run_rows(
 
     def record(key: str, result: dict) -> None:
         results[key] = result
+        if records is not None and "recorded" not in result:
+            write_record(records, tasks[key], result)
         outcome = (f"AP {100 * result['metrics']['AP']:.1f}, {result['seconds']:.0f} s"
                    if result["status"] == "ok" else f"failed: {result['reason']}")
-        log(f"[{len(results)}/{len(tasks)}] {names[key]}, seed {tasks[key]['seed']}: {outcome}")
+        where = " (recorded)" if "recorded" in result else ""
+        log(f"[{len(results)}/{len(tasks)}] {names[key]}, seed {tasks[key]['seed']}: {outcome}{where}")
 
+    todo = {}
+    for key, spec in tasks.items():
+        found = read_record(records, spec) if records is not None else None
+        if found is not None:
+            record(key, found)
+        elif train:
+            todo[key] = spec
+        else:
+            results[key] = {"status": "missing", "reason": "not trained yet"}
     if workers == 0 and dask_scheduler is None:
-        for key, spec in tasks.items():
+        for key, spec in todo.items():
             record(key, train_and_evaluate(spec))
-    else:
+    elif todo:
         runner = TaskRunner.dask(dask_scheduler) if dask_scheduler else TaskRunner.local(workers)
         try:
-            runner.run(train_and_evaluate, {key: TrainingTask(spec, None, names[key]) for key, spec in tasks.items()},
+            runner.run(train_and_evaluate, {key: TrainingTask(spec, None, names[key]) for key, spec in todo.items()},
                        record)
         finally:
             runner.close()

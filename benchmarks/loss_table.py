@@ -5,7 +5,9 @@
 deviation over the seeds that finished (an AP_S/M/L column is "-" when final_val has no object of
 that size). "vs ref" is the mean difference in AP to the row marked "ref" on the same detector and
 data over the seeds both finished, with a verdict: beyond the seed spread (the two rows' standard
-deviations added) or within it, the rule of the search's final evaluation (``autoloss.final_comparison``).
+deviations added) or within it, the rule of the search's final evaluation (``autoloss.final_comparison``),
+and the two-sided paired t-test's p over those seeds (a seed fixes the initial weights and the batch order,
+so the rows' trainings pair by seed).
 """
 
 from __future__ import annotations
@@ -86,12 +88,16 @@ def _cell(mean: float, std: float) -> str:
 def summarize(results: list[dict]) -> dict:
     """AP columns (percent) as (mean, std, n), minutes per trained run, reused runs and failures of one row."""
     ok = [r for r in results if r["status"] == "ok"]
-    trained = [r for r in ok if r.get("final_loss") is not None]
+    # a run re-evaluated from the work folder has no final loss; a recorded one keeps its training's time
+    trained = [r for r in ok if r.get("final_loss") is not None or "recorded" in r]
     return {
-        "columns": {c: mean_std([100 * r["metrics"][c] for r in ok]) for c in PAPER_COLUMNS},
+        "columns": {c: mean_std([100 * v for r in ok if (v := r["metrics"].get(c)) is not None])
+                    for c in PAPER_COLUMNS},
         "minutes": float(np.mean([r["train_seconds"] for r in trained])) / 60 if trained else math.nan,
         "reused": len(ok) - len(trained),
-        "failures": [r["reason"] for r in results if r["status"] != "ok"],
+        "recorded": sum("recorded" in r for r in results),
+        "failures": [r["reason"] for r in results if r["status"] == "failed"],
+        "missing": sum(r["status"] == "missing" for r in results),
         "seeds": len(results),
         "ap_by_seed": {seed: r["metrics"]["AP"] for seed, r in enumerate(results)  # results come in seed order
                        if r["status"] == "ok" and r["metrics"].get("AP") is not None},
@@ -108,7 +114,8 @@ def _comparison(summary: dict, reference: dict | None) -> tuple[str, str | None]
     if comparison.verdict == "one seed":
         return f"{100 * comparison.delta:+.1f} (1 seed)", None
     verdict = "within" if comparison.verdict == "within the seed spread" else comparison.verdict
-    return f"{100 * comparison.delta:+.1f} ({'within spread' if verdict == 'within' else verdict})", verdict
+    test = "" if comparison.p_value is None else f"; p = {comparison.p_value:.2f}"
+    return f"{100 * comparison.delta:+.1f} ({'within spread' if verdict == 'within' else verdict}{test})", verdict
 
 
 def format_table(rows: list[Row], summaries: dict[Row, dict]) -> tuple[list[str], list[str]]:
@@ -148,10 +155,14 @@ def format_table(rows: list[Row], summaries: dict[Row, dict]) -> tuple[list[str]
 
 def _note(summary: dict) -> str:
     notes = []
+    if summary["missing"]:
+        notes.append(f"{summary['missing']} of {summary['seeds']} seeds not trained yet")
     if summary["failures"]:
         notes.append(f"{len(summary['failures'])} of {summary['seeds']} seeds failed ({summary['failures'][0]})")
     if summary["reused"]:
         notes.append(f"{summary['reused']} run(s) reused from the work folder")
+    if summary["recorded"]:
+        notes.append(f"{summary['recorded']} of {summary['seeds']} from the records")
     return "; ".join(notes)
 
 
@@ -167,6 +178,11 @@ def parser_of(description: str, *, detectors: bool) -> argparse.ArgumentParser:
     parser.add_argument("--only", metavar="TEXT", help="only the rows whose detector, role or losses contain TEXT")
     parser.add_argument("--work-dir", metavar="DIR",
                         help="keep the run directories here (finished runs are reused); default: a temporary folder")
+    parser.add_argument("--records", metavar="DIR",
+                        help="read finished (row, seed) results from here and write new ones (commit it to keep a "
+                        "long study); default: none")
+    parser.add_argument("--report-only", action="store_true",
+                        help="train nothing: the table of what --records holds (a study in progress)")
     parser.add_argument("--workers", type=int, default=0, help="local worker processes (default 0: this process)")
     parser.add_argument("--dask-scheduler", metavar="ADDRESS", help="run each (row, seed) as a Dask task there")
     parser.add_argument("--write", action="store_true", help="replace this table's section of the results file")
@@ -192,6 +208,8 @@ def main_of(module: str, title: str, description: str, build_rows: RowBuilder, *
     args = parser.parse_args(argv)
     if args.seeds is not None and args.seeds < 1:
         parser.error(f"--seeds must be at least 1, got {args.seeds}")
+    if args.report_only and not args.records:
+        parser.error("--report-only reads the finished runs of --records DIR; give that folder")
     if args.workers < 0:
         parser.error(f"--workers must be 0 (this process) or more, got {args.workers}")
     if detectors:
@@ -215,24 +233,36 @@ def main_of(module: str, title: str, description: str, build_rows: RowBuilder, *
     machine, load_before, started = machine_line(), os.getloadavg()[0], time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="loss-table-") as scratch:
         work_dir = Path(args.work_dir) if args.work_dir else Path(scratch)
-        results = run_rows(rows, schedule, work_dir=work_dir, workers=args.workers, dask_scheduler=args.dask_scheduler,
+        results = run_rows(rows, schedule, work_dir=work_dir, records=Path(args.records) if args.records else None,
+                           train=not args.report_only,
+                           workers=args.workers, dask_scheduler=args.dask_scheduler,
                            log=lambda line: print(line, file=sys.stderr, flush=True))
     minutes = (time.perf_counter() - started) / 60
     table, verdicts = format_table(rows, {row: summarize(found) for row, found in results.items()})
     command = command_line(module, argv)
     shared = max(os.getloadavg()[0], load_before) > 0.75 * (os.cpu_count() or 1)
     used = sorted({row.data for row in rows}, key=list(schedule.datasets).index)
+    if args.report_only:  # the table of a study's records: how to continue it, and what its trainings cost
+        command = command_line(module, [a for a in (argv if argv is not None else sys.argv[1:])
+                                        if a not in ("--report-only", "--write")])
+        trained = [r for found in results.values() for r in found if "recorded" in r and r.get("train_seconds")]
+        run_line = (f"Command: `{command}` (resumable: it trains what the records folder lacks; this table was "
+                    f"written from the records with `--report-only`); {len(trained)} recorded trainings, "
+                    f"{sum(r['train_seconds'] for r in trained) / 3600:.1f} hours of training in all.")
+    else:
+        run_line = (f"Command: `{command}`; wall time {minutes:.1f} min"
+                    + (" (the cores were shared with other work, so times are inflated)." if shared else "."))
     lines = [
         f"## {title} ({args.preset} preset)", "",
         f"Machine: {machine}; after the run {os.getloadavg()[0]:.1f}.",
-        f"Command: `{command}`; wall time {minutes:.1f} min"
-        + (" (the cores were shared with other work, so times are inflated)." if shared else "."),
+        run_line,
         f"Schedule: {schedule.describe()}; " + (f"seeds 0-{schedule.seeds - 1}." if schedule.seeds > 1 else "seed 0."),
         "Data: " + "; ".join(f"{label} = `{schedule.datasets[label]}`" for label in used) + ".",
         "", *table, "",
         "AP columns: percent on final_val, mean ± sample standard deviation over the seeds; \"vs ref\": mean AP minus "
         "the ref row's on the same detector and data, \"within spread\" when smaller than the two rows' standard "
-        "deviations added; min/run: training minutes per run, compilation included, evaluation not.", "",
+        "deviations added, p: two-sided paired t-test over the seeds; min/run: training minutes per run, compilation "
+        "included, evaluation not.", "",
         *verdicts, *([""] if verdicts else []), schedule.caveat,
     ]
     return publish("\n".join(lines).rstrip("\n") + "\n", args.write, args.results)

@@ -1,7 +1,8 @@
 """Transfer of searched losses: to the other detector and to a dataset with other statistics.
 
-    python -m benchmarks.transfer --preset smoke|demo|small|paper [--seeds N] [--found RUN_DIR]
-        [--only TEXT] [--work-dir DIR] [--workers N] [--dask-scheduler ADDRESS] [--write]
+    python -m benchmarks.transfer --preset smoke|demo|default|small|paper [--seeds N] [--found RUN_DIR]
+        [--only TEXT] [--work-dir DIR] [--records DIR [--report-only]] [--workers N]
+        [--dask-scheduler ADDRESS] [--write]
 
 The published CSE-Autoloss-A (searched on Faster R-CNN) and -B (searched on FCOS) on both detectors
 and on two datasets, each beside that detector's baseline (focal + GIoU, cross-entropy + GIoU) on
@@ -16,9 +17,9 @@ detector's default classification loss). A pair that cannot be trained is a row 
 regression loss everywhere, the classification loss where its form is the detector's (a sigmoid-form
 loss found with FCOS cannot train the softmax head of Faster R-CNN; the table says so).
 
-Presets, workers, Dask and ``--work-dir`` are those of ``benchmarks.loss_combination``; with the same
-``--work-dir`` and preset, the runs both tables share (baselines, the published pairs on shapes) are
-trained once.
+Presets, workers, Dask, ``--work-dir`` and ``--records`` are those of ``benchmarks.loss_combination``; with
+the same ``--work-dir`` (or ``--records``) and preset, the runs both tables share (baselines, the published
+pairs on shapes) are trained once.
 """
 
 from __future__ import annotations

@@ -1,12 +1,14 @@
 """``python -m benchmarks.loss_combination``: every row and column, --found, --write, argument errors, and a
 real smoke run through the experiment path."""
 
+import json
 import math
 
 import pytest
 
 from autoloss.final_comparison import PAPER_COLUMNS
 from benchmarks import loss_combination
+from detection.detectors import DETECTORS
 
 
 def test_every_row_and_column_with_mean_and_std(table_of, fake_tasks, tmp_path):
@@ -84,6 +86,7 @@ def test_write_replaces_only_its_own_section(fake_tasks, tmp_path):
         (["--preset", "huge"], "invalid choice: 'huge'"),
         (["--found", "no/such/run"], "--found no/such/run: not a directory"),
         (["--only", "yolo"], "--only 'yolo' matches no row; rows: baseline"),
+        (["--report-only"], "--report-only reads the finished runs of --records DIR; give that folder"),
     ],
 )
 def test_bad_arguments_are_usage_errors(fake_tasks, capsys, argv, message):
@@ -96,6 +99,39 @@ def test_found_needs_a_search_run(fake_tasks, tmp_path, capsys):
     with pytest.raises(SystemExit):
         loss_combination.main(["--preset", "smoke", "--found", str(tmp_path)])
     assert f"--found {tmp_path}: cannot read the search run" in capsys.readouterr().err
+
+
+def test_records_are_read_instead_of_training_and_report_only_trains_nothing(table_of, fake_tasks, tmp_path):
+    records = tmp_path / "records"
+    argv = ["--preset", "smoke", "--detectors", "fcos", "--records", str(records)]
+    first = table_of(loss_combination.main([*argv, "--only", "baseline", "--work-dir", str(tmp_path / "a")]))
+    assert len(fake_tasks) == 1 and len(list(records.glob("fcos-*.json"))) == 1
+    # another machine, another work folder: the record stands for the training
+    again = table_of(loss_combination.main([*argv, "--only", "baseline", "--work-dir", str(tmp_path / "b")]))
+    assert len(fake_tasks) == 1 and again[0]["AP"] == first[0]["AP"] and again[0]["min/run"] == "0.5"
+    assert again[0]["note"] == "1 of 1 from the records"
+    report = table_of(loss_combination.main([*argv, "--report-only"]))
+    assert len(fake_tasks) == 1 and [r["AP"] for r in report if r["note"] == "1 of 1 seeds not trained yet"] == [
+        "-"] * (len(report) - 2)  # the baseline and the GIoU variant (the baseline's runs) are recorded
+
+
+def test_a_record_of_another_task_is_refused(fake_tasks, tmp_path):
+    records = tmp_path / "records"
+    argv = ["--preset", "smoke", "--detectors", "fcos", "--only", "baseline", "--records", str(records)]
+    loss_combination.main(argv)
+    (path,) = records.glob("*.json")
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps({**record, "task": {**record["task"], "seed": 7}}))
+    with pytest.raises(ValueError, match="records another task than its name says"):
+        loss_combination.main(argv)
+
+
+def test_the_default_preset_trains_each_detector_with_its_own_schedule(fake_tasks):
+    loss_combination.main(["--preset", "default", "--only", "baseline"])
+    steps_rate = {(spec["detector"], spec["steps"], spec["learning_rate"]) for spec in fake_tasks}
+    assert steps_rate == {(name, DETECTORS[name].default_steps, DETECTORS[name].default_optimizer.learning_rate)
+                          for name in ("fcos", "faster-rcnn")}
+    assert len(fake_tasks) == 3 * 3 and {spec["image_size"] for spec in fake_tasks} == {128}
 
 
 @pytest.mark.slow
