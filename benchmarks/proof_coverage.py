@@ -39,7 +39,8 @@ ARGUMENTS = {  # a phrase of a proof's argument: its name in the table
     "limit by continuity": "limit by continuity", "SymPy limit": "SymPy limit",
     "interval bound |dL": "interval bound on the end slope (x = ±100)", "Topkis": "Topkis",
     "affine in w": "affine in w (decided at w = 0 and 1)", "does not depend on w": "does not depend on w",
-    "three directions": "three directions", "path family": "path family"}
+    "three directions": "three directions", "path family": "path family",
+    "monotone differences": "monotone differences (a difference of one monotone function: its arguments' order)"}
 
 
 def survivor_sample(per_form: int, seed: int = 7) -> list[tuple[str, object]]:

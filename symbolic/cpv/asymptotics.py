@@ -292,8 +292,8 @@ def limit_at_infinity(expr: sympy.Expr, x: sympy.Symbol, direction: int) -> symp
     if direction < 0:
         expr = expr.xreplace({x: -x})
     term = leading_term(resolve_kinks(expr, x), x)
-    if term is None:
-        return None
+    if term is None or term != VANISHES and not all(isinstance(s, int) or s.is_extended_real for s in term.scale):
+        return None  # an exponent SymPy could not settle (nan from ∞ − ∞): undecided
     if term == VANISHES or term.tends_to == "0":
         return sympy.S.Zero
     if term.tends_to == "infinity":

@@ -285,15 +285,18 @@ def prove_classification(expr: sympy.Expr, form: str, deadline: float) -> dict[s
     except ProofTimeout:
         out["monotonicity"] = Proof.undecided("", timed_out=True)
         curves = []
+    out["convergence"] = _guarded(lambda: prove_convergence(curves, out["monotonicity"], deadline), deadline)
+    if form == "sigmoid":
+        out["iou_aware"] = _guarded(lambda: prove_iou_aware(expr, deadline), deadline)
+    return out
+
+
+def _guarded(proof, deadline: float) -> Proof:
+    """``proof()`` stopped at ``deadline``; an error in one property's proof leaves that property undecided only."""
     try:
         with time_limit(deadline):
-            out["convergence"] = prove_convergence(curves, out["monotonicity"], deadline)
+            return proof()
     except ProofTimeout:
-        out["convergence"] = Proof.undecided("", timed_out=True)
-    if form == "sigmoid":
-        try:
-            with time_limit(deadline):
-                out["iou_aware"] = prove_iou_aware(expr, deadline)
-        except ProofTimeout:
-            out["iou_aware"] = Proof.undecided("", timed_out=True)
-    return out
+        return Proof.undecided("", timed_out=True)
+    except (ArithmeticError, TypeError, ValueError) as error:  # a SymPy corner (nan comparison ...)
+        return Proof.undecided(f"no proof ({type(error).__name__}: {error})")

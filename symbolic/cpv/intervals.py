@@ -342,7 +342,10 @@ def _constant(expr: sympy.Expr):
     if expr.is_Rational and abs(int(expr.p)) < 2**53 and not expr.q & (expr.q - 1):
         value = int(expr.p) / int(expr.q)  # exact: a power-of-two denominator
         return value, value
-    value = complex(expr.evalf(30))
+    try:
+        value = complex(expr.evalf(30))
+    except TypeError as error:  # a constant SymPy cannot evaluate (log of a symbolic zero, zoo ...)
+        raise IntervalUnsupported(f"constant {expr} has no numeric value") from error
     if value.imag != 0 or not math.isfinite(value.real):
         raise IntervalUnsupported(f"constant {expr} is not a finite real number")
     lo, hi = np.nextafter(value.real, -np.inf), np.nextafter(value.real, np.inf)

@@ -128,3 +128,9 @@ def test_sin_and_cos_keep_their_sign_on_half_periods():
     assert interval_bounds(sympy.sin(ScaledGd(x)), {x: (-1e9, 3.0)})[0] == 0.0
     assert interval_bounds(sympy.cos(x), {x: (-1.5, 1.5)})[0] >= 0.0
     assert interval_bounds(sympy.sin(x), {x: (-3.0, -0.1)})[1] <= 0.0
+
+
+def test_a_constant_without_a_numeric_value_is_unsupported_not_an_error():
+    # softplus(log 0) in a regression loss at IoU 1: SymPy keeps −Softplus(zoo), which has no float value
+    with pytest.raises(IntervalUnsupported, match="has no numeric value"):
+        interval_bounds(x - Softplus(sympy.zoo), {x: (0.0, 1.0)})
