@@ -11,6 +11,8 @@ They read plain data that a search writes (lists and dicts, JSON-ready):
   filter out most candidates before the proxy task).
 * ``front``: a branch's ``autoloss.pareto.ParetoFront``, or its ``to_dict()`` as in the summary's
   ``branches[branch]["pareto"]``.
+* ``curves``: per search method, one list per seed of the proxy APs in evaluation order (None or
+  NaN for a failed evaluation), as ``benchmarks.search_efficiency`` records them.
 """
 
 from __future__ import annotations
@@ -112,6 +114,38 @@ def plot_pareto(front: ParetoFront | Mapping, *, path: str | None = None) -> Fig
                    label=f"best (score {best.score:.3g}): {_shorten(best.point.formula or best.point.key)}")
     ax.set(xlabel=f"complexity ({front.measure})", ylabel="proxy AP",
            title="Pareto front: proxy AP against complexity")
+    ax.legend(fontsize="small")
+    if path is not None:
+        save_figure(figure, path)
+    return figure
+
+
+def best_so_far(aps: Sequence[float | None]) -> np.ndarray:
+    """The best proxy AP after each evaluation (NaN until the first that succeeded)."""
+    values = np.array([math.nan if ap is None else float(ap) for ap in aps], dtype=np.float64)
+    return np.fmax.accumulate(values) if values.size else values
+
+
+def plot_best_so_far(curves: Mapping[str, Sequence[Sequence[float | None]]], *, baseline: float | None = None,
+                     path: str | None = None) -> Figure:
+    """Best proxy AP reached against proxy evaluations, per method: each seed thin, the mean over seeds bold."""
+    if not any(len(run) for runs in curves.values() for run in runs):
+        raise ValueError("no proxy evaluations to plot")
+    figure = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = figure.subplots()
+    for (method, runs), color in zip(curves.items(), FUNNEL_COLORS * 2, strict=False):
+        lines = [best_so_far(run) for run in runs if len(run)]
+        for line in lines:
+            ax.plot(np.arange(1, len(line) + 1), line, color=color, alpha=0.35, linewidth=1)
+        length = min(len(line) for line in lines)
+        with np.errstate(all="ignore"):  # a column of NaN (no success yet in any seed) stays NaN
+            mean = np.nanmean(np.stack([line[:length] for line in lines]), axis=0) if length else []
+        ax.plot(np.arange(1, length + 1), mean, color=color, linewidth=2.2, label=f"{method} ({len(lines)} seeds)")
+    if baseline is not None:
+        ax.axhline(baseline, color="black", linestyle="--", linewidth=1, label="baseline's proxy AP")
+    ax.set(xlabel="proxy evaluations", ylabel="best proxy AP so far",
+           title="Search efficiency: best proxy AP against proxy evaluations")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.legend(fontsize="small")
     if path is not None:
         save_figure(figure, path)

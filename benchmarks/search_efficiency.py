@@ -14,29 +14,38 @@ evaluations than vanilla evolution (paper: 50 vs 5x10^3 evaluated losses, 26 vs 
 
 Usage (from the repository root)::
 
-    python -m benchmarks.search_efficiency --preset smoke|demo|small|paper [--seeds N]
-        [--methods random,vanilla,cpv-only,cse] [--work-dir DIR] [--write]
+    python -m benchmarks.search_efficiency --preset smoke|demo|budget30|small|paper [--seeds N]
+        [--methods random,vanilla,cpv-only,cse] [--work-dir DIR] [--records DIR] [--write]
 
 Runs are kept under ``--work-dir`` (default ``runs/search-efficiency-PRESET``): a rerun resumes
-unfinished searches and reuses finished ones and finished final trainings. ``paper`` is the paper's
-search on COCO (``SearchConfig.preset("paper")``); give it a Dask scheduler with
+unfinished searches and reuses finished ones and finished final trainings. With ``--records DIR`` each
+finished (seed, method) — and each seed's baseline — is also kept as a small JSON file there (its
+outcome and its proxy APs in evaluation order), which a later run on any machine reads instead of
+searching again: the ``budget30`` study (10 generations x 3 proxy trainings = 30 proxy evaluations per
+method and seed, 2 seeds; hours on two CPU cores) keeps its records in
+``benchmarks/records/search_efficiency/budget30``. With ``--write`` the best proxy AP reached against
+proxy evaluations is also drawn, per method (``benchmarks/figures/search_efficiency-PRESET.png``).
+``paper`` is the paper's search on COCO (``SearchConfig.preset("paper")``); give it a Dask scheduler with
 ``--dask-scheduler tcp://HOST:PORT`` to spread its proxy and final trainings over a cluster.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 from pathlib import Path
 
 from autoloss.markdown import percent
+from autoloss.plots_search import plot_best_so_far
 from autoloss.proxy import train_and_evaluate
 from autoloss.run_store import RunStore
 from autoloss.search_config import METHODS, SearchConfig
 from autoloss.search_driver import search
 from autoloss.training_tasks import default_losses, task_spec
-from benchmarks.results_file import command_line, machine_line, publish
+from benchmarks.results_file import RESULTS, command_line, machine_line, publish
+from detection.checkpoints import write_atomically
 
 SECTION = "## Search efficiency (random, vanilla, CPV-only, CSE-Autoloss)"
 SMOKE_DATA = "shapes:train=32,search_val=8,final_val=8,image_size=64"
@@ -47,6 +56,8 @@ PRESETS = {
         "mos": {"warm_start_steps": 2, "warm_start_batch_size": 2, "steps": 2, "batch_size": 4,
                 "min_relative_ap": 0.0}}},
     "demo": {"base": "demo", "seeds": 2, "final_steps": 1000, "search": {"generations": 2}},
+    # a budget that can settle a 10x claim: 30 proxy evaluations per method and seed
+    "budget30": {"base": "demo", "seeds": 2, "final_steps": 1000, "search": {"generations": 10, "top_k": 3}},
     "small": {"base": "small", "seeds": 3, "final_steps": 5000, "search": {}},
     "paper": {"base": "paper", "seeds": 3, "final_steps": 90_000, "search": {}},
 }
@@ -62,12 +73,32 @@ def mean_std(values) -> str:
     return f"{100 * statistics.mean(values):.1f} ± {100 * statistics.stdev(values):.1f}"
 
 
-def evaluations_to_reach(run_dir: Path, target: float) -> tuple[int | None, int]:
-    """(1-based index of the first proxy evaluation with AP >= target, or None; evaluations in all), in log order."""
-    aps = [event.get("ap") for event in RunStore(run_dir).read_log()
-           if event.get("event") == "candidate" and event.get("stage") == "proxy"]
-    reached = next((index for index, ap in enumerate(aps, start=1) if ap is not None and ap >= target), None)
-    return reached, len(aps)
+def proxy_curve(run_dir: Path) -> list[float | None]:
+    """The proxy AP of every proxy evaluation of the run in ``run_dir`` (None where it failed), in log order."""
+    return [event.get("ap") for event in RunStore(run_dir).read_log()
+            if event.get("event") == "candidate" and event.get("stage") == "proxy"]
+
+
+def evaluations_to_reach(curve: list[float | None], target: float) -> tuple[int | None, int]:
+    """(1-based index of the first proxy evaluation with AP >= target, or None; evaluations in all)."""
+    reached = next((index for index, ap in enumerate(curve, start=1) if ap is not None and ap >= target), None)
+    return reached, len(curve)
+
+
+def recorded(records: Path | None, preset: str, seed: int, name: str, make) -> dict:
+    """``make()``'s outcome of ``name`` at ``seed``, read from (and kept in) the records folder when one is given."""
+    if records is None:
+        return make()
+    path = records / f"seed{seed}" / f"{name}.json"
+    if path.is_file():
+        outcome = json.loads(path.read_text())
+        if outcome.get("preset") != preset:
+            raise ValueError(f"{path} records preset {outcome.get('preset')!r}, not {preset!r}: give this preset "
+                             "its own --records folder")
+        return outcome
+    outcome = {**make(), "preset": preset}
+    write_atomically(path, json.dumps(outcome, indent=1, sort_keys=True).encode())
+    return outcome
 
 
 def finished_or_resumed(config: SearchConfig, run_dir: Path, progress: bool):
@@ -84,34 +115,44 @@ def final_ap(config: SearchConfig, losses: dict, out_dir: Path) -> dict:
     return result["metrics"]
 
 
-def run_seed(config: SearchConfig, methods, work_dir: Path, final_steps: int, progress: bool) -> dict:
+def run_seed(config: SearchConfig, methods, work_dir: Path, final_steps: int, progress: bool,
+             records: Path | None = None, preset: str = "") -> dict:
     """Every method's search on one seed, the baseline's proxy and final AP, and each winner's final AP."""
     defaults = default_losses(config)
-    baseline_proxy = train_and_evaluate(task_spec(config, defaults, branch="cls"))
-    if baseline_proxy["status"] != "ok":
-        raise RuntimeError(f"the baseline's proxy training failed: {baseline_proxy.get('reason')}")
-    target = baseline_proxy["metrics"]["AP"]
     final_config = config.replace(final_steps=final_steps)
     seed_dir = work_dir / f"seed{config.seed}"
-    outcome = {"baseline_proxy_ap": target, "methods": {},
-               "baseline_final": final_ap(final_config, defaults, seed_dir / "final" / "baseline")}
-    for method in methods:
+
+    def baseline() -> dict:
+        proxy = train_and_evaluate(task_spec(config, defaults, branch="cls"))
+        if proxy["status"] != "ok":
+            raise RuntimeError(f"the baseline's proxy training failed: {proxy.get('reason')}")
+        return {"baseline_proxy_ap": proxy["metrics"]["AP"],
+                "baseline_final": final_ap(final_config, defaults, seed_dir / "final" / "baseline")}
+
+    outcome = {**recorded(records, preset, config.seed, "baseline", baseline), "methods": {}}
+    target = outcome["baseline_proxy_ap"]
+
+    def method_outcome(method: str) -> dict:
         started = time.perf_counter()
         result = finished_or_resumed(config.replace(method=method), seed_dir / method, progress)
-        reached, evaluations = evaluations_to_reach(result.run_dir, target)
         best = result.best
         found_final = None
         if best is not None:
             losses = {**defaults, "cls": {"prefix": best.prefix(), "form": best.form}}
             found_final = final_ap(final_config, losses, seed_dir / "final" / method)
-        outcome["methods"][method] = {
-            "funnel": result.funnel, "seconds": result.seconds, "reached": reached, "evaluations": evaluations,
-            "best": None if best is None else {"infix": best.infix(), "proxy_ap": best.proxy_ap},
-            "final": found_final, "wall_seconds": time.perf_counter() - started}
+        return {"funnel": result.funnel, "seconds": result.seconds, "curve": proxy_curve(result.run_dir),
+                "best": None if best is None else {"infix": best.infix(), "proxy_ap": best.proxy_ap},
+                "final": found_final, "wall_seconds": time.perf_counter() - started}
+
+    for method in methods:
+        entry = recorded(records, preset, config.seed, method, lambda method=method: method_outcome(method))
+        entry["reached"], entry["evaluations"] = evaluations_to_reach(entry["curve"], target)
+        outcome["methods"][method] = entry
     return outcome
 
 
-def render(preset: str, seeds: list[int], methods, outcomes: list[dict], command: str, minutes: float) -> str:
+def render(preset: str, seeds: list[int], methods, outcomes: list[dict], command: str, minutes: float,
+           figure: str | None = None) -> str:
     """The RESULTS.md section: settings, the per-method table, the claim checked, and each seed's winners."""
     lines = [SECTION, "", f"Machine: {machine_line()}. Command: `{command}` ({minutes:.0f} min in all). Preset "
              f"`{preset}`, seeds {', '.join(map(str, seeds))}; classification branch of the one-stage detector; every "
@@ -133,6 +174,8 @@ def render(preset: str, seeds: list[int], methods, outcomes: list[dict], command
             f"| {mean_std(r['final'] and r['final']['AP'] for r in rows)} | {reach} |")
     lines += ["", f"Baseline (focal + GIoU): proxy AP {mean_std(o['baseline_proxy_ap'] for o in outcomes)}, "
               f"final-val AP {mean_std(o['baseline_final']['AP'] for o in outcomes)}.", "", claim(outcomes), ""]
+    if figure is not None:
+        lines += [f"![Best proxy AP reached against proxy evaluations, per method]({figure})", ""]
     for seed, outcome in zip(seeds, outcomes, strict=True):
         winners = "; ".join(f"{m}: `{r['best']['infix']}`" if r["best"] else f"{m}: none"
                             for m, r in outcome["methods"].items())
@@ -166,6 +209,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, help="number of seeds (0, 1, ...); default: the preset's")
     parser.add_argument("--methods", default=",".join(reversed(METHODS)))  # the weakest filter first
     parser.add_argument("--work-dir", type=Path, help="where runs are kept (default runs/search-efficiency-PRESET)")
+    parser.add_argument("--records", type=Path,
+                        help="keep each finished (seed, method) here and read it instead of searching again")
     parser.add_argument("--dask-scheduler", help="Dask scheduler address for the searches' trainings")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--write", action="store_true", help="replace this section of benchmarks/RESULTS.md")
@@ -191,9 +236,16 @@ def main(argv=None) -> str:
         overrides["dask_scheduler"] = args.dask_scheduler
     started = time.perf_counter()
     outcomes = [run_seed(SearchConfig.preset(preset["base"], **overrides, seed=seed), args.methods, work_dir,
-                         preset["final_steps"], not args.quiet) for seed in seeds]
+                         preset["final_steps"], not args.quiet, args.records, args.preset) for seed in seeds]
     command = command_line("benchmarks.search_efficiency", argv)
-    section = render(args.preset, seeds, args.methods, outcomes, command, (time.perf_counter() - started) / 60)
+    figure = None
+    if args.write:
+        figure = f"figures/search_efficiency-{args.preset}.png"  # relative to the results file
+        baseline = statistics.mean(o["baseline_proxy_ap"] for o in outcomes)
+        plot_best_so_far({m: [o["methods"][m]["curve"] for o in outcomes] for m in args.methods}, baseline=baseline,
+                         path=str(RESULTS.parent / figure))
+    section = render(args.preset, seeds, args.methods, outcomes, command, (time.perf_counter() - started) / 60,
+                     figure)
     return publish(section, args.write)
 
 

@@ -1,11 +1,13 @@
 """``python -m benchmarks.search_efficiency``: the table, the claim, reuse of finished runs, argument errors, and a
 real smoke run of the searches and final trainings."""
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from search_fakes import FakeSimulator, fake_proxy
 
+from autoloss import plots_search
 from autoloss.run_store import RunStore
 from autoloss.search_driver import search
 from benchmarks import search_efficiency
@@ -47,8 +49,11 @@ def test_evaluations_to_reach_reads_the_proxy_results_in_log_order(fake_searches
     search_efficiency.main(["--preset", "smoke", "--methods", "vanilla", "--work-dir", str(tmp_path), "--quiet"])
     run_dir = tmp_path / "seed0" / "vanilla"
     aps = [e["ap"] for e in RunStore(run_dir).read_log() if e.get("stage") == "proxy"]
-    assert search_efficiency.evaluations_to_reach(run_dir, min(aps)) == (1, len(aps))
-    assert search_efficiency.evaluations_to_reach(run_dir, 2.0) == (None, len(aps))
+    curve = search_efficiency.proxy_curve(run_dir)
+    assert curve == aps
+    assert search_efficiency.evaluations_to_reach(curve, min(aps)) == (1, len(aps))
+    assert search_efficiency.evaluations_to_reach(curve, 2.0) == (None, len(aps))
+    assert search_efficiency.evaluations_to_reach([None, 0.1, 0.5], 0.4) == (3, 3)
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -71,3 +76,33 @@ def test_a_real_smoke_run_searches_and_trains_finals(tmp_path, monkeypatch):
     assert tuple(rows) == ("vanilla", "cse") and all(row[3] == "1" for row in rows.values())
     assert "Baseline (focal + GIoU): proxy AP" in section
     assert (tmp_path / "runs" / "seed0" / "final" / "cse" / "experiment.json").is_file()
+
+
+def test_records_stand_for_finished_searches_on_another_machine(fake_searches, tmp_path, monkeypatch):
+    records = tmp_path / "records"
+    argv = ["--preset", "smoke", "--methods", "vanilla,cse", "--records", str(records), "--quiet"]
+    first = search_efficiency.main([*argv, "--work-dir", str(tmp_path / "a")])
+    assert {p.name for p in (records / "seed0").iterdir()} == {"baseline.json", "vanilla.json", "cse.json"}
+    curve = json.loads((records / "seed0" / "cse.json").read_text())["curve"]
+    assert len(curve) == 1 and 0 <= curve[0] <= 1  # one proxy evaluation in the smoke preset
+
+    def no_search(*args, **kwargs):
+        raise AssertionError("a recorded search ran again")
+
+    monkeypatch.setattr(search_efficiency, "search", no_search)
+    monkeypatch.setattr(search_efficiency, "train_and_evaluate", no_search)
+    again = search_efficiency.main([*argv, "--work-dir", str(tmp_path / "b")])  # nothing there: only the records
+    assert table_rows(again)["cse"][6:] == table_rows(first)["cse"][6:]
+    with pytest.raises(ValueError, match="records preset 'smoke', not 'demo'"):
+        search_efficiency.main(["--preset", "demo", "--methods", "cse", "--records", str(records), "--quiet"])
+
+
+def test_best_so_far_and_its_plot():
+    assert plots_search.best_so_far([None, 0.2, 0.1, 0.3]).tolist()[1:] == [0.2, 0.2, 0.3]
+    figure = plots_search.plot_best_so_far({"cse": [[0.1, 0.3], [0.2, None, 0.4]], "vanilla": [[None, 0.1]]},
+                                           baseline=0.25)
+    ax = figure.axes[0]
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert "cse (2 seeds)" in labels and "vanilla (1 seeds)" in labels and "baseline's proxy AP" in labels
+    with pytest.raises(ValueError, match="no proxy evaluations"):
+        plots_search.plot_best_so_far({"cse": [[]]})
