@@ -167,7 +167,7 @@ def _summarised(curve: Curve, domain: str) -> str:
 
 def prove_monotonicity(curves: list[Curve], deadline: float) -> Proof:
     """The derivative's sign on every curve: SymPy's assumptions, else branch and bound over the real line."""
-    arguments, domains = [], []
+    arguments, domains, undecided = [], [], None
     for curve in curves:
         if assumption_sign(curve.derivative, curve.sign):
             proof = Proof("proved", "SymPy assumptions", "all real inputs")
@@ -178,10 +178,15 @@ def prove_monotonicity(curves: list[Curve], deadline: float) -> Proof:
             return Proof("refuted", proof.argument, "", f"{curve.label}: dL/d{curve.variable.name} has the wrong "
                          f"sign ({proof.detail})", example)
         if proof.status != "proved":
+            # the later curves may still refute with explicit logits: an undecided curve is reported only after them
             why = "the relaxed bound has the wrong sign somewhere" if proof.status == "refuted" else proof.detail
-            return Proof.undecided(f"{curve.label}: derivative sign undecided ({why})", timed_out=proof.timed_out)
+            undecided = undecided or Proof.undecided(f"{curve.label}: derivative sign undecided ({why})",
+                                                     timed_out=proof.timed_out)
+            continue
         arguments.append(f"{curve.label}: {proof.argument}")
         domains.append(_scope(curve, proof.domain))
+    if undecided is not None:
+        return undecided
     return Proof("proved", "sign of the derivative (" + "; ".join(arguments) + ")", "; ".join(domains))
 
 

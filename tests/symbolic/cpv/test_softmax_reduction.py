@@ -199,3 +199,19 @@ def test_hull_and_meet_enclose_what_they_stand_for():
     program = IntervalProgram(Meet(s, hull) + hull, (r, s))
     lo, hi = program(np.array([[1.0, 0.5]]), np.array([[2.0, 10.0]]))
     assert lo[0] <= 0.5 - 2.0 and hi[0] >= 2.0 + 2.0 and hi[0] <= 4.0 + 1e-9  # the meet is s ∩ [−2, 2]
+
+
+def test_a_later_curve_refutes_with_explicit_logits_where_an_earlier_one_is_undecided():
+    # the target's curve runs out of boxes; the non-target's, with two classes, has the wrong sign at w = 0.1:
+    # its coefficient sin(−1) + cos(gd_s(w)) is small and positive, and −alf_s + gd_s∘gd_s falls at x ≈ −4
+    candidate = Candidate.parse("sigmoid(dot(sin(y - 1) + cos(gd_s(w)), -alf_s(x) + gd_s(gd_s(x))))", "softmax")
+    proof = prove_monotonicity(softmax_curves(candidate.expr), deadline=clock() + 10.0)
+    assert proof.status == "refuted" and proof.detail.startswith("non-target logit")
+    example = proof.counterexample
+    step, logits = 1e-3, np.array(example["x"])
+    up, down = logits.copy(), logits.copy()
+    up[1] += step
+    down[1] -= step
+    slope = (_explicit(candidate, list(up), 0, example["w"]) - _explicit(candidate, list(down), 0, example["w"])) / (
+        2 * step)
+    assert example["classes"] == 2 and slope < 0  # the loss falls as the non-target logit rises
