@@ -233,10 +233,12 @@ def main_of(module: str, title: str, description: str, build_rows: RowBuilder, *
     machine, load_before, started = machine_line(), os.getloadavg()[0], time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="loss-table-") as scratch:
         work_dir = Path(args.work_dir) if args.work_dir else Path(scratch)
-        results = run_rows(rows, schedule, work_dir=work_dir, records=Path(args.records) if args.records else None,
-                           train=not args.report_only,
-                           workers=args.workers, dask_scheduler=args.dask_scheduler,
-                           log=lambda line: print(line, file=sys.stderr, flush=True))
+        try:
+            results = run_rows(rows, schedule, work_dir=work_dir, records=Path(args.records) if args.records else None,
+                               train=not args.report_only, workers=args.workers, dask_scheduler=args.dask_scheduler,
+                               log=lambda line: print(line, file=sys.stderr, flush=True))
+        except ValueError as error:  # a record that does not match its task
+            parser.error(f"--records {args.records}: {error}")
     minutes = (time.perf_counter() - started) / 60
     table, verdicts = format_table(rows, {row: summarize(found) for row, found in results.items()})
     command = command_line(module, argv)

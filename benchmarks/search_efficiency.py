@@ -235,8 +235,11 @@ def main(argv=None) -> str:
     if args.dask_scheduler:
         overrides["dask_scheduler"] = args.dask_scheduler
     started = time.perf_counter()
-    outcomes = [run_seed(SearchConfig.preset(preset["base"], **overrides, seed=seed), args.methods, work_dir,
-                         preset["final_steps"], not args.quiet, args.records, args.preset) for seed in seeds]
+    try:
+        outcomes = [run_seed(SearchConfig.preset(preset["base"], **overrides, seed=seed), args.methods, work_dir,
+                             preset["final_steps"], not args.quiet, args.records, args.preset) for seed in seeds]
+    except ValueError as error:  # a record of another preset
+        raise SystemExit(f"search_efficiency: error: --records {args.records}: {error}") from None
     command = command_line("benchmarks.search_efficiency", argv)
     figure = None
     if args.write:
