@@ -51,6 +51,8 @@ W_RANGE = (0.0, 1.0)
 OMEGA = sympy.Symbol("omega", nonnegative=True)  # 1 − w
 LIMIT_SHARE = 0.5  # of the time left, at most this much goes to SymPy's limit before the interval fallback
 MAX_WITNESS_CLASSES = 1000  # a counterexample with more classes than this is not built
+SEARCH_CLASSES = (2, 3, 5, 10, 30, 81)  # class counts an undecided softmax curve is searched at (COCO's 81 last)
+SEARCH_ROWS = 64  # random logit vectors per class count
 CONVERGENCE_RHO = (-100.0, 60.0)  # softmax fallback bound: the others' log-mass while the target can win
 
 
@@ -68,6 +70,7 @@ class Curve:
     converges: bool  # convergence is demanded on this curve
     witness: Callable[[dict], dict | None]  # a refuted box's point → concrete inputs where the loss moves wrongly
     notes: tuple[str, ...] = ()
+    search: Callable[[], dict | None] = lambda: None  # where undecided: concrete inputs found by a seeded search
 
 
 def sigmoid_curves(expr: sympy.Expr) -> list[Curve]:
@@ -104,9 +107,41 @@ def softmax_curves(expr: sympy.Expr) -> list[Curve]:
         concrete = reduced.others_argument in (None, X_O)  # every ρ is then the others at one logit
         n_min = 1.0 if others else 0.0
         witness = functools.partial(_softmax_witness, expr, varied, sign, n_min) if concrete else _no_witness
+        counts = tuple(c for c in SEARCH_CLASSES if (c == len(specials) if not others else c > len(specials)))
+        search = functools.partial(_searched_witness, expr, varied, sign, counts)
         curves.append(Curve(label, relaxed.expr, varied, box, required, sign, direction, varied == X_T, witness,
-                            relaxed.notes))
+                            relaxed.notes, search))
     return curves
+
+
+def _searched_witness(expr, varied, sign, counts: tuple[int, ...]) -> dict | None:
+    """Explicit logits where the numerics move the wrong way, from a seeded random search over ``counts`` classes.
+
+    The sampled check probes three classes; a loss can turn around only with more (a sum over the
+    classes grows with their number) or with two. Logits are drawn at three scales in [−24, 24] and w
+    in (0, 1]; the slope is the finite difference of the guarded values, as in ``_wrong_slope``.
+    """
+    rng = np.random.default_rng(0)
+    column = 0 if varied == X_T else 1
+    for classes in counts:
+        logits = rng.uniform(-8.0, 8.0, (SEARCH_ROWS, classes)) * rng.choice([0.3, 1.0, 3.0], (SEARCH_ROWS, 1))
+        iou = rng.uniform(0.01, 1.0, SEARCH_ROWS)
+        step = 1e-3 * np.maximum(1.0, np.abs(logits[:, column]))
+        grid = np.concatenate([logits, logits])
+        grid[:SEARCH_ROWS, column] -= step
+        grid[SEARCH_ROWS:, column] += step
+        inputs = {"x": grid, "y": np.tile(np.eye(classes)[0], (2 * SEARCH_ROWS, 1)),
+                  "w": np.repeat(np.tile(iou, 2)[:, None], classes, axis=1)}
+        values = evaluate_numpy(expr, FORMS["softmax"], inputs)
+        low, high = values[:SEARCH_ROWS], values[SEARCH_ROWS:]
+        slope = (high - low) / (2 * step)
+        tolerance = 1e-9 * np.maximum(1.0, np.abs(low))
+        wrong = slope > tolerance if sign == "nonpositive" else slope < -tolerance
+        if wrong.any():
+            row = int(np.argmax(wrong))
+            return {"classes": classes, "x": logits[row].tolist(), "target": 0, "w": float(iou[row]),
+                    f"dL/dx[{column}]": float(slope[row])}
+    return None
 
 
 def _no_witness(point: dict) -> None:
@@ -178,6 +213,11 @@ def prove_monotonicity(curves: list[Curve], deadline: float) -> Proof:
             return Proof("refuted", proof.argument, "", f"{curve.label}: dL/d{curve.variable.name} has the wrong "
                          f"sign ({proof.detail})", example)
         if proof.status != "proved":
+            example = curve.search()
+            if example is not None:
+                return Proof("refuted", "a seeded search over explicit logits", "", f"{curve.label}: dL/d"
+                             f"{curve.variable.name} has the wrong sign with {example['classes']} classes (the proof "
+                             "was undecided)", example)
             # the later curves may still refute with explicit logits: an undecided curve is reported only after them
             why = "the relaxed bound has the wrong sign somewhere" if proof.status == "refuted" else proof.detail
             undecided = undecided or Proof.undecided(f"{curve.label}: derivative sign undecided ({why})",

@@ -215,3 +215,15 @@ def test_a_later_curve_refutes_with_explicit_logits_where_an_earlier_one_is_unde
     slope = (_explicit(candidate, list(up), 0, example["w"]) - _explicit(candidate, list(down), 0, example["w"])) / (
         2 * step)
     assert example["classes"] == 2 and slope < 0  # the loss falls as the non-target logit rises
+
+
+def test_an_undecided_curve_is_searched_with_more_classes_and_refuted_where_the_loss_turns():
+    # the target's coefficient log softmax(y)_t + cos 6 = cos 6 − log(1 + (C − 1)/e) is negative from C = 6 on:
+    # fine on the three classes the sampled check probes, rising with the target logit for many classes
+    candidate = Candidate.parse("-dot((log(softmax(y)) + cos(6))*erf_s(x/w), alf_s(cos(w)*erf_s(-sin(2))))",
+                                "softmax")
+    proof = prove_monotonicity(softmax_curves(candidate.expr), deadline=clock() + 10.0)
+    assert proof.status == "refuted" and "classes (the proof was undecided)" in proof.detail
+    example = proof.counterexample
+    assert example["classes"] >= 6 and _explicit_slope(candidate, example["x"], example["w"]) > 0
+    assert np.cos(6) - np.log(1 + (example["classes"] - 1) / np.e) < 0  # the turned coefficient
