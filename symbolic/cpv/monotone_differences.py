@@ -42,7 +42,7 @@ FLIP = {"nonpositive": "nonnegative", "nonnegative": "nonpositive"}
 def _sign_on(expr: sympy.Expr, box: dict[sympy.Symbol, tuple[float, float]]) -> int:
     """+1 where ``expr`` ≥ 0 on all of ``box`` by its interval bound, −1 where ≤ 0, else 0."""
     if expr.is_number:
-        return 1 if expr >= 0 else -1
+        return 0 if not expr.is_extended_real else 1 if expr >= 0 else -1
     try:
         lo, hi = interval_bounds(expr, {v: box[v] for v in expr.free_symbols})
     except (IntervalUnsupported, KeyError):
