@@ -158,13 +158,17 @@ RECORD_FIELDS = ("status", "reason", "metrics", "final_loss", "train_seconds", "
                  "images_per_second", "seconds")
 
 
+def _record_of(records: Path, spec: dict) -> tuple[Path, dict]:
+    """(the record file of the task ``spec``, named like its run folder; the task as recorded, without it)."""
+    return records / f"{Path(spec['out_dir']).name}.json", {k: v for k, v in spec.items() if k != "out_dir"}
+
+
 def read_record(records: Path, spec: dict) -> dict | None:
     """The recorded result of the task ``spec`` in the records folder, or None when it has none."""
-    path = records / f"{Path(spec['out_dir']).name}.json"
+    path, task = _record_of(records, spec)
     if not path.is_file():
         return None
     record = json.loads(path.read_text())
-    task = {k: v for k, v in spec.items() if k != "out_dir"}
     if record.get("task") != task:
         raise ValueError(f"{path} records another task than its name says (a changed task format?); "
                          "move it away to train this task again")
@@ -173,13 +177,12 @@ def read_record(records: Path, spec: dict) -> dict | None:
 
 def write_record(records: Path, spec: dict, result: dict) -> None:
     """Keep the task ``spec``'s finished result (its plain fields) in the records folder."""
-    task = {k: v for k, v in spec.items() if k != "out_dir"}
+    path, task = _record_of(records, spec)
     kept = {k: result[k] for k in RECORD_FIELDS if k in result}
     if "metrics" in kept:
         kept["metrics"] = {k: v if math.isfinite(v) else None  # NaN: no object of that size (strict JSON has none)
                            for k, v in kept["metrics"].items() if isinstance(v, int | float)}
-    write_atomically(records / f"{Path(spec['out_dir']).name}.json",
-                     json.dumps({"task": task, "result": kept}, indent=1, sort_keys=True).encode())
+    write_atomically(path, json.dumps({"task": task, "result": kept}, indent=1, sort_keys=True).encode())
 
 
 def run_rows(

@@ -241,17 +241,17 @@ def main_of(module: str, title: str, description: str, build_rows: RowBuilder, *
             parser.error(f"--records {args.records}: {error}")
     minutes = (time.perf_counter() - started) / 60
     table, verdicts = format_table(rows, {row: summarize(found) for row, found in results.items()})
-    command = command_line(module, argv)
     shared = max(os.getloadavg()[0], load_before) > 0.75 * (os.cpu_count() or 1)
     used = sorted({row.data for row in rows}, key=list(schedule.datasets).index)
     if args.report_only:  # the table of a study's records: how to continue it, and what its trainings cost
-        command = command_line(module, [a for a in (argv if argv is not None else sys.argv[1:])
+        command = command_line(module, [a for a in (sys.argv[1:] if argv is None else argv)
                                         if a not in ("--report-only", "--write")])
         trained = [r for found in results.values() for r in found if "recorded" in r and r.get("train_seconds")]
         run_line = (f"Command: `{command}` (resumable: it trains what the records folder lacks; this table was "
                     f"written from the records with `--report-only`); {len(trained)} recorded trainings, "
                     f"{sum(r['train_seconds'] for r in trained) / 3600:.1f} hours of training in all.")
     else:
+        command = command_line(module, argv)
         run_line = (f"Command: `{command}`; wall time {minutes:.1f} min"
                     + (" (the cores were shared with other work, so times are inflated)." if shared else "."))
     lines = [

@@ -243,7 +243,7 @@ def _meets(lo, hi, req_lo, req_hi) -> np.ndarray:
 def _domain(variables, box, required, left_lo, left_hi) -> str:
     """Where the proof holds: the box when nothing was left, else ``required`` widened along the first variable."""
     if not len(left_lo):
-        return ", ".join(describe_range(v.name, *box[v]) for v in variables)
+        return _whole_box({v: box[v] for v in variables})
     req_lo = np.array([required[v][0] for v in variables])
     req_hi = np.array([required[v][1] for v in variables])
     others = _meets(left_lo[:, 1:], left_hi[:, 1:], req_lo[1:], req_hi[1:]) if len(variables) > 1 else \
