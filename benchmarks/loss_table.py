@@ -210,6 +210,8 @@ def main_of(module: str, title: str, description: str, build_rows: RowBuilder, *
         parser.error(f"--seeds must be at least 1, got {args.seeds}")
     if args.report_only and not args.records:
         parser.error("--report-only reads the finished runs of --records DIR; give that folder")
+    if args.records and Path(args.records).exists() and not Path(args.records).is_dir():
+        parser.error(f"--records {args.records}: a file, not a folder; give the folder that keeps the study's records")
     if args.workers < 0:
         parser.error(f"--workers must be 0 (this process) or more, got {args.workers}")
     if detectors:

@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -107,12 +108,24 @@ def finished_or_resumed(config: SearchConfig, run_dir: Path, progress: bool):
                   progress=progress)
 
 
-def final_ap(config: SearchConfig, losses: dict, out_dir: Path) -> dict:
-    """Final-val metrics of ``losses`` after the final schedule from scratch (resumes/reuses ``out_dir``)."""
-    result = train_and_evaluate(task_spec(config, losses, final=True, out_dir=out_dir))
+def trained(spec: dict, what: str, progress: bool) -> dict:
+    """The metrics of the training ``spec`` (run in this process), with a line before and after it."""
+    started = time.perf_counter()
+    if progress:
+        print(f"{what}: training {spec['steps']} steps ...", file=sys.stderr, flush=True)
+    result = train_and_evaluate(spec)
     if result["status"] != "ok":
-        raise RuntimeError(f"the final training in {out_dir} failed: {result.get('reason')}")
+        raise RuntimeError(f"{what} failed: {result.get('reason')}")
+    if progress:
+        print(f"{what}: AP {percent(result['metrics']['AP'])} in {time.perf_counter() - started:.0f} s",
+              file=sys.stderr, flush=True)
     return result["metrics"]
+
+
+def final_ap(config: SearchConfig, losses: dict, out_dir: Path, what: str, progress: bool) -> dict:
+    """Final-val metrics of ``losses`` after the final schedule from scratch (resumes/reuses ``out_dir``)."""
+    return trained(task_spec(config, losses, final=True, out_dir=out_dir), f"{what}, final training in {out_dir}",
+                   progress)
 
 
 def run_seed(config: SearchConfig, methods, work_dir: Path, final_steps: int, progress: bool,
@@ -123,11 +136,10 @@ def run_seed(config: SearchConfig, methods, work_dir: Path, final_steps: int, pr
     seed_dir = work_dir / f"seed{config.seed}"
 
     def baseline() -> dict:
-        proxy = train_and_evaluate(task_spec(config, defaults, branch="cls"))
-        if proxy["status"] != "ok":
-            raise RuntimeError(f"the baseline's proxy training failed: {proxy.get('reason')}")
-        return {"baseline_proxy_ap": proxy["metrics"]["AP"],
-                "baseline_final": final_ap(final_config, defaults, seed_dir / "final" / "baseline")}
+        what = f"seed {config.seed}, baseline"
+        proxy = trained(task_spec(config, defaults, branch="cls"), f"{what} proxy", progress)
+        return {"baseline_proxy_ap": proxy["AP"],
+                "baseline_final": final_ap(final_config, defaults, seed_dir / "final" / "baseline", what, progress)}
 
     outcome = {**recorded(records, preset, config.seed, "baseline", baseline), "methods": {}}
     target = outcome["baseline_proxy_ap"]
@@ -139,7 +151,8 @@ def run_seed(config: SearchConfig, methods, work_dir: Path, final_steps: int, pr
         found_final = None
         if best is not None:
             losses = {**defaults, "cls": {"prefix": best.prefix(), "form": best.form}}
-            found_final = final_ap(final_config, losses, seed_dir / "final" / method)
+            found_final = final_ap(final_config, losses, seed_dir / "final" / method,
+                                   f"seed {config.seed}, {method}'s best", progress)
         return {"funnel": result.funnel, "seconds": result.seconds, "curve": proxy_curve(result.run_dir),
                 "best": None if best is None else {"infix": best.infix(), "proxy_ap": best.proxy_ap},
                 "final": found_final, "wall_seconds": time.perf_counter() - started}
@@ -222,6 +235,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                      f"{', '.join(METHODS)}")
     if args.seeds is not None and args.seeds < 1:
         parser.error(f"--seeds must be at least 1, got {args.seeds}")
+    if args.records is not None and args.records.exists() and not args.records.is_dir():
+        parser.error(f"--records {args.records}: a file, not a folder; give the folder that keeps the study's records")
     return args
 
 

@@ -95,6 +95,14 @@ def test_bad_arguments_are_usage_errors(fake_tasks, capsys, argv, message):
     assert stopped.value.code == 2 and message in capsys.readouterr().err and not fake_tasks
 
 
+def test_records_that_name_a_file_are_a_usage_error(fake_tasks, tmp_path, capsys):
+    (tmp_path / "records.json").write_text("{}")
+    with pytest.raises(SystemExit) as stopped:
+        loss_combination.main(["--preset", "smoke", "--records", str(tmp_path / "records.json")])
+    assert stopped.value.code == 2 and "records.json: a file, not a folder" in capsys.readouterr().err
+    assert not fake_tasks
+
+
 def test_found_needs_a_search_run(fake_tasks, tmp_path, capsys):
     with pytest.raises(SystemExit):
         loss_combination.main(["--preset", "smoke", "--found", str(tmp_path)])

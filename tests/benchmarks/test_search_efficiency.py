@@ -45,6 +45,14 @@ def test_one_row_per_method_the_claim_and_each_seeds_winners(fake_searches, tmp_
     assert table_rows(again)["cse"][6:] == rows["cse"][6:]
 
 
+def test_each_training_outside_the_searches_says_when_it_starts_and_what_it_reached(fake_searches, tmp_path,
+                                                                                     capsys):
+    search_efficiency.main(["--preset", "smoke", "--methods", "vanilla", "--work-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert "seed 0, baseline proxy: training 2 steps ..." in err and "seed 0, baseline proxy: AP " in err
+    assert "seed 0, vanilla's best, final training in" in err and "seed 0, baseline, final training in" in err
+
+
 def test_evaluations_to_reach_reads_the_proxy_results_in_log_order(fake_searches, tmp_path):
     search_efficiency.main(["--preset", "smoke", "--methods", "vanilla", "--work-dir", str(tmp_path), "--quiet"])
     run_dir = tmp_path / "seed0" / "vanilla"
@@ -65,6 +73,13 @@ def test_bad_arguments_exit_2_and_say_what_is_wrong(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         search_efficiency.main(argv)
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_records_that_name_a_file_are_a_usage_error(tmp_path, capsys):
+    (tmp_path / "records.json").write_text("{}")
+    with pytest.raises(SystemExit) as exit_info:
+        search_efficiency.main(["--records", str(tmp_path / "records.json")])
+    assert exit_info.value.code == 2 and "records.json: a file, not a folder" in capsys.readouterr().err
 
 
 @pytest.mark.slow
