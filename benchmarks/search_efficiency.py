@@ -167,7 +167,9 @@ def run_seed(config: SearchConfig, methods, work_dir: Path, final_steps: int, pr
 def render(preset: str, seeds: list[int], methods, outcomes: list[dict], command: str, minutes: float,
            figure: str | None = None) -> str:
     """The RESULTS.md section: settings, the per-method table, the claim checked, and each seed's winners."""
-    lines = [SECTION, "", f"Machine: {machine_line()}. Command: `{command}` ({minutes:.0f} min in all). Preset "
+    studied = sum(entry["wall_seconds"] for outcome in outcomes for entry in outcome["methods"].values()) / 60
+    lines = [SECTION, "", f"Machine: {machine_line()}. Command: `{command}` ({minutes:.0f} min this run; the "
+             f"searches and their winners' final trainings took {studied:.0f} min when they ran). Preset "
              f"`{preset}`, seeds {', '.join(map(str, seeds))}; classification branch of the one-stage detector; every "
              "method trains the same number of candidates on the proxy task (generations x top_k) with the same "
              "recipe. Means over seeds (± std where several).", "",

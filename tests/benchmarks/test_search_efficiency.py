@@ -108,6 +108,8 @@ def test_records_stand_for_finished_searches_on_another_machine(fake_searches, t
     monkeypatch.setattr(search_efficiency, "train_and_evaluate", no_search)
     again = search_efficiency.main([*argv, "--work-dir", str(tmp_path / "b")])  # nothing there: only the records
     assert table_rows(again)["cse"][6:] == table_rows(first)["cse"][6:]
+    studied = sum(json.loads((records / "seed0" / f"{m}.json").read_text())["wall_seconds"] for m in ("vanilla", "cse"))
+    assert f"their winners' final trainings took {studied / 60:.0f} min when they ran" in again
     with pytest.raises(SystemExit, match="records preset 'smoke', not 'demo'"):
         search_efficiency.main(["--preset", "demo", "--methods", "cse", "--records", str(records), "--quiet"])
 
