@@ -15,7 +15,7 @@ evaluations than vanilla evolution (paper: 50 vs 5x10^3 evaluated losses, 26 vs 
 Usage (from the repository root)::
 
     python -m benchmarks.search_efficiency --preset smoke|demo|budget30|small|paper [--seeds N]
-        [--methods random,vanilla,cpv-only,cse] [--work-dir DIR] [--records DIR] [--write]
+        [--methods random,vanilla,cpv-only,cse] [--work-dir DIR] [--records DIR [--report-only]] [--write]
 
 Runs are kept under ``--work-dir`` (default ``runs/search-efficiency-PRESET``): a rerun resumes
 unfinished searches and reuses finished ones and finished final trainings. With ``--records DIR`` each
@@ -23,7 +23,9 @@ finished (seed, method) — and each seed's baseline — is also kept as a small
 outcome and its proxy APs in evaluation order), which a later run on any machine reads instead of
 searching again: the ``budget30`` study (10 generations x 3 proxy trainings = 30 proxy evaluations per
 method and seed, 2 seeds; hours on two CPU cores) keeps its records in
-``benchmarks/records/search_efficiency/budget30``. With ``--write`` the best proxy AP reached against
+``benchmarks/records/search_efficiency/budget30``; ``--report-only`` searches nothing and reports what the
+records hold (a study in progress: each method over the seeds it has finished). With ``--write`` the best
+proxy AP reached against
 proxy evaluations is also drawn, per method (``benchmarks/figures/search_efficiency-PRESET.png``).
 ``paper`` is the paper's search on COCO (``SearchConfig.preset("paper")``); give it a Dask scheduler with
 ``--dask-scheduler tcp://HOST:PORT`` to spread its proxy and final trainings over a cluster.
@@ -86,8 +88,9 @@ def evaluations_to_reach(curve: list[float | None], target: float) -> tuple[int 
     return reached, len(curve)
 
 
-def recorded(records: Path | None, preset: str, seed: int, name: str, make) -> dict:
-    """``make()``'s outcome of ``name`` at ``seed``, read from (and kept in) the records folder when one is given."""
+def recorded(records: Path | None, preset: str, seed: int, name: str, make) -> dict | None:
+    """``make()``'s outcome of ``name`` at ``seed``, read from (and kept in) the records folder when one is given;
+    None when it is not recorded and ``make`` is None (a report of the records alone)."""
     if records is None:
         return make()
     path = records / f"seed{seed}" / f"{name}.json"
@@ -97,6 +100,8 @@ def recorded(records: Path | None, preset: str, seed: int, name: str, make) -> d
             raise ValueError(f"{path} records preset {outcome.get('preset')!r}, not {preset!r}: give this preset "
                              "its own --records folder")
         return outcome
+    if make is None:
+        return None
     outcome = {**make(), "preset": preset}
     write_atomically(path, json.dumps(outcome, indent=1, sort_keys=True).encode())
     return outcome
@@ -129,8 +134,9 @@ def final_ap(config: SearchConfig, losses: dict, out_dir: Path, what: str, progr
 
 
 def run_seed(config: SearchConfig, methods, work_dir: Path, final_steps: int, progress: bool,
-             records: Path | None = None, preset: str = "") -> dict:
-    """Every method's search on one seed, the baseline's proxy and final AP, and each winner's final AP."""
+             records: Path | None = None, preset: str = "", search: bool = True) -> dict | None:
+    """Every method's search on one seed, the baseline's proxy and final AP, and each winner's final AP (with
+    ``search=False`` only what ``records`` holds: None without the seed's baseline, and the recorded methods)."""
     defaults = default_losses(config)
     final_config = config.replace(final_steps=final_steps)
     seed_dir = work_dir / f"seed{config.seed}"
@@ -141,7 +147,10 @@ def run_seed(config: SearchConfig, methods, work_dir: Path, final_steps: int, pr
         return {"baseline_proxy_ap": proxy["AP"],
                 "baseline_final": final_ap(final_config, defaults, seed_dir / "final" / "baseline", what, progress)}
 
-    outcome = {**recorded(records, preset, config.seed, "baseline", baseline), "methods": {}}
+    recorded_baseline = recorded(records, preset, config.seed, "baseline", baseline if search else None)
+    if recorded_baseline is None:
+        return None
+    outcome = {**recorded_baseline, "seed": config.seed, "methods": {}}
     target = outcome["baseline_proxy_ap"]
 
     def method_outcome(method: str) -> dict:
@@ -158,26 +167,35 @@ def run_seed(config: SearchConfig, methods, work_dir: Path, final_steps: int, pr
                 "final": found_final, "wall_seconds": time.perf_counter() - started}
 
     for method in methods:
-        entry = recorded(records, preset, config.seed, method, lambda method=method: method_outcome(method))
+        entry = recorded(records, preset, config.seed, method,
+                         (lambda method=method: method_outcome(method)) if search else None)
+        if entry is None:
+            continue
         entry["reached"], entry["evaluations"] = evaluations_to_reach(entry["curve"], target)
         outcome["methods"][method] = entry
     return outcome
 
 
-def render(preset: str, seeds: list[int], methods, outcomes: list[dict], command: str, minutes: float,
+def render(preset: str, methods, outcomes: list[dict], command: str, minutes: float,
            figure: str | None = None) -> str:
     """The RESULTS.md section: settings, the per-method table, the claim checked, and each seed's winners."""
     studied = sum(entry["wall_seconds"] for outcome in outcomes for entry in outcome["methods"].values()) / 60
     lines = [SECTION, "", f"Machine: {machine_line()}. Command: `{command}` ({minutes:.0f} min this run; the "
              f"searches and their winners' final trainings took {studied:.0f} min when they ran). Preset "
-             f"`{preset}`, seeds {', '.join(map(str, seeds))}; classification branch of the one-stage detector; every "
-             "method trains the same number of candidates on the proxy task (generations x top_k) with the same "
-             "recipe. Means over seeds (± std where several).", "",
+             f"`{preset}`, seeds {', '.join(str(o['seed']) for o in outcomes)}; classification branch of the one-stage "
+             "detector; every method trains the same number of candidates on the proxy task (generations x top_k) "
+             "with the same recipe. Means over seeds (± std where several).", "",
              "| method | generated | MOS-simulated | proxy-trained | search min | proxy min | best proxy AP "
              "| final-val AP of the best | evaluations to reach the baseline's proxy AP |",
              "|---|---|---|---|---|---|---|---|---|"]
     for method in methods:
-        rows = [o["methods"][method] for o in outcomes]
+        rows = [o["methods"][method] for o in outcomes if method in o["methods"]]
+        if not rows:
+            lines.append(f"| {method} | not yet searched |" + " |" * 7)
+            continue
+        if len(rows) < len(outcomes):
+            seeds = ", ".join(str(o["seed"]) for o in outcomes if method in o["methods"])
+            method = f"{method} (seed {seeds} only)"
         reach = ", ".join(str(r["reached"]) if r["reached"] else f"not in {r['evaluations']}" for r in rows)
         simulated = [r["funnel"]["cpv"] if method == "cse" else 0 for r in rows]
         lines.append(
@@ -191,16 +209,17 @@ def render(preset: str, seeds: list[int], methods, outcomes: list[dict], command
               f"final-val AP {mean_std(o['baseline_final']['AP'] for o in outcomes)}.", "", claim(outcomes), ""]
     if figure is not None:
         lines += [f"![Best proxy AP reached against proxy evaluations, per method]({figure})", ""]
-    for seed, outcome in zip(seeds, outcomes, strict=True):
+    for outcome in outcomes:
         winners = "; ".join(f"{m}: `{r['best']['infix']}`" if r["best"] else f"{m}: none"
                             for m, r in outcome["methods"].items())
-        lines.append(f"* seed {seed} winners — {winners}")
+        lines.append(f"* seed {outcome['seed']} winners — {winners or 'none searched yet'}")
     return "\n".join(lines) + "\n"
 
 
 def claim(outcomes: list[dict]) -> str:
     """One sentence on the paper's claim: evaluations to reach the baseline, CSE vs vanilla."""
-    if not all({"cse", "vanilla"} <= set(o["methods"]) for o in outcomes):
+    outcomes = [o for o in outcomes if {"cse", "vanilla"} <= set(o["methods"])]
+    if not outcomes:
         return "The claim (CSE-Autoloss vs vanilla evolution) needs both methods in the run."
     ratios = []
     for outcome in outcomes:
@@ -213,6 +232,7 @@ def claim(outcomes: list[dict]) -> str:
         else:
             ratios.append(f"vanilla {vanilla['reached']} vs CSE-Autoloss {cse['reached']} evaluations "
                           f"({vanilla['reached'] / cse['reached']:.1f}x)")
+        ratios[-1] = f"seed {outcome['seed']}: {ratios[-1]}"
     return ("Claim (>= 10x fewer proxy evaluations than vanilla evolution to reach the baseline): "
             + "; ".join(ratios) + ".")
 
@@ -226,6 +246,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--work-dir", type=Path, help="where runs are kept (default runs/search-efficiency-PRESET)")
     parser.add_argument("--records", type=Path,
                         help="keep each finished (seed, method) here and read it instead of searching again")
+    parser.add_argument("--report-only", action="store_true",
+                        help="search nothing: the table of what --records holds (a study in progress)")
     parser.add_argument("--dask-scheduler", help="Dask scheduler address for the searches' trainings")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--write", action="store_true", help="replace this section of benchmarks/RESULTS.md")
@@ -239,6 +261,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error(f"--seeds must be at least 1, got {args.seeds}")
     if args.records is not None and args.records.exists() and not args.records.is_dir():
         parser.error(f"--records {args.records}: a file, not a folder; give the folder that keeps the study's records")
+    if args.report_only and args.records is None:
+        parser.error("--report-only reads the finished searches of --records DIR; give that folder")
     return args
 
 
@@ -254,18 +278,23 @@ def main(argv=None) -> str:
     started = time.perf_counter()
     try:
         outcomes = [run_seed(SearchConfig.preset(preset["base"], **overrides, seed=seed), args.methods, work_dir,
-                             preset["final_steps"], not args.quiet, args.records, args.preset) for seed in seeds]
+                             preset["final_steps"], not args.quiet, args.records, args.preset,
+                             search=not args.report_only) for seed in seeds]
     except ValueError as error:  # a record of another preset
         raise SystemExit(f"search_efficiency: error: --records {args.records}: {error}") from None
+    outcomes = [outcome for outcome in outcomes if outcome is not None]
+    if not outcomes:
+        raise SystemExit(f"search_efficiency: error: --records {args.records} holds no finished seed of preset "
+                         f"{args.preset!r} yet; run without --report-only to search")
     command = command_line("benchmarks.search_efficiency", argv)
     figure = None
-    if args.write:
+    curves = {m: [o["methods"][m]["curve"] for o in outcomes if m in o["methods"]] for m in args.methods}
+    if args.write and any(curves.values()):
         figure = f"figures/search_efficiency-{args.preset}.png"  # relative to the results file
         baseline = statistics.mean(o["baseline_proxy_ap"] for o in outcomes)
-        plot_best_so_far({m: [o["methods"][m]["curve"] for o in outcomes] for m in args.methods}, baseline=baseline,
+        plot_best_so_far({m: runs for m, runs in curves.items() if runs}, baseline=baseline,
                          path=str(RESULTS.parent / figure))
-    section = render(args.preset, seeds, args.methods, outcomes, command, (time.perf_counter() - started) / 60,
-                     figure)
+    section = render(args.preset, args.methods, outcomes, command, (time.perf_counter() - started) / 60, figure)
     return publish(section, args.write)
 
 

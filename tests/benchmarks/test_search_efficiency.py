@@ -68,6 +68,7 @@ def test_evaluations_to_reach_reads_the_proxy_results_in_log_order(fake_searches
     (["--methods", "cse,genetic"], "unknown method genetic"),
     (["--seeds", "0"], "--seeds must be at least 1"),
     (["--preset", "huge"], "invalid choice: 'huge'"),
+    (["--report-only"], "--report-only reads the finished searches of --records DIR"),
 ])
 def test_bad_arguments_exit_2_and_say_what_is_wrong(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -112,6 +113,24 @@ def test_records_stand_for_finished_searches_on_another_machine(fake_searches, t
     assert f"their winners' final trainings took {studied / 60:.0f} min when they ran" in again
     with pytest.raises(SystemExit, match="records preset 'smoke', not 'demo'"):
         search_efficiency.main(["--preset", "demo", "--methods", "cse", "--records", str(records), "--quiet"])
+
+
+def test_report_only_shows_a_study_in_progress_and_searches_nothing(fake_searches, tmp_path, monkeypatch):
+    records = tmp_path / "records"
+    search_efficiency.main(["--preset", "smoke", "--seeds", "2", "--methods", "vanilla,cse", "--records",
+                            str(records), "--work-dir", str(tmp_path / "a"), "--quiet"])
+    (records / "seed1" / "vanilla.json").unlink()  # seed 1 is still searching vanilla
+    monkeypatch.setattr(search_efficiency, "search", lambda *a, **k: pytest.fail("a report searched"))
+    monkeypatch.setattr(search_efficiency, "train_and_evaluate", lambda *a, **k: pytest.fail("a report trained"))
+    report = search_efficiency.main(["--preset", "smoke", "--seeds", "2", "--methods", "random,vanilla,cse",
+                                     "--records", str(records), "--report-only", "--quiet"])
+    rows = table_rows(report)
+    assert rows["random"][1] == "not yet searched" and rows["cse"][3] == "1"
+    assert "vanilla (seed 0 only)" in rows and "seeds 0, 1;" in report
+    assert "seed 0: " in report.split("Claim")[1] and "seed 1: " not in report.split("Claim")[1]
+    assert "* seed 1 winners — cse: `" in report
+    with pytest.raises(SystemExit, match="holds no finished seed"):
+        search_efficiency.main(["--preset", "smoke", "--records", str(tmp_path / "empty"), "--report-only"])
 
 
 def test_best_so_far_and_its_plot():
