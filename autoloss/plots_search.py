@@ -140,9 +140,10 @@ def plot_best_so_far(curves: Mapping[str, Sequence[Sequence[float | None]]], *, 
         length = min(len(line) for line in lines)
         with np.errstate(all="ignore"):  # a column of NaN (no success yet in any seed) stays NaN
             mean = np.nanmean(np.stack([line[:length] for line in lines]), axis=0) if length else []
-        ax.plot(np.arange(1, length + 1), mean, color=color, linewidth=2.2, label=f"{method} ({len(lines)} seeds)")
+        seeds = f"{len(lines)} seed{'s' * (len(lines) > 1)}"
+        ax.plot(np.arange(1, length + 1), mean, color=color, linewidth=2.2, label=f"{method} ({seeds})")
     if baseline is not None:
-        ax.axhline(baseline, color="black", linestyle="--", linewidth=1, label="baseline's proxy AP")
+        ax.axhline(baseline, color="black", linestyle="--", linewidth=1, label="baseline's proxy AP (mean over seeds)")
     ax.set(xlabel="proxy evaluations", ylabel="best proxy AP so far",
            title="Search efficiency: best proxy AP against proxy evaluations")
     ax.xaxis.get_major_locator().set_params(integer=True)

@@ -292,6 +292,7 @@ def main(argv=None) -> str:
     if args.write and any(curves.values()):
         figure = f"figures/search_efficiency-{args.preset}.png"  # relative to the results file
         baseline = statistics.mean(o["baseline_proxy_ap"] for o in outcomes)
+        (RESULTS.parent / figure).parent.mkdir(exist_ok=True)
         plot_best_so_far({m: runs for m, runs in curves.items() if runs}, baseline=baseline,
                          path=str(RESULTS.parent / figure))
     section = render(args.preset, args.methods, outcomes, command, (time.perf_counter() - started) / 60, figure)

@@ -139,6 +139,7 @@ def test_best_so_far_and_its_plot():
                                            baseline=0.25)
     ax = figure.axes[0]
     labels = [line.get_label() for line in ax.get_lines()]
-    assert "cse (2 seeds)" in labels and "vanilla (1 seeds)" in labels and "baseline's proxy AP" in labels
+    assert "cse (2 seeds)" in labels and "vanilla (1 seed)" in labels
+    assert "baseline's proxy AP (mean over seeds)" in labels
     with pytest.raises(ValueError, match="no proxy evaluations"):
         plots_search.plot_best_so_far({"cse": [[]]})
