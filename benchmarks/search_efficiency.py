@@ -193,13 +193,14 @@ def render(preset: str, methods, outcomes: list[dict], command: str, minutes: fl
         if not rows:
             lines.append(f"| {method} | not yet searched |" + " |" * 7)
             continue
+        label = method
         if len(rows) < len(outcomes):
             seeds = ", ".join(str(o["seed"]) for o in outcomes if method in o["methods"])
-            method = f"{method} (seed {seeds} only)"
+            label = f"{method} (seed {seeds} only)"
         reach = ", ".join(str(r["reached"]) if r["reached"] else f"not in {r['evaluations']}" for r in rows)
         simulated = [r["funnel"]["cpv"] if method == "cse" else 0 for r in rows]
         lines.append(
-            f"| {method} | {statistics.mean(r['funnel']['generated'] for r in rows):,.0f} "
+            f"| {label} | {statistics.mean(r['funnel']['generated'] for r in rows):,.0f} "
             f"| {statistics.mean(simulated):,.0f} | {statistics.mean(r['funnel']['proxy'] for r in rows):.0f} "
             f"| {statistics.mean(r['seconds'].get('total', 0.0) for r in rows) / 60:.1f} "
             f"| {statistics.mean(r['seconds'].get('proxy', 0.0) for r in rows) / 60:.1f} "
