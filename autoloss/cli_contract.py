@@ -69,7 +69,7 @@ INPUT_CHECKS = frozenset({
     ("detection.training", "shard_batch"),  # a batch size the devices cannot split
     ("autoloss.export", "resolve_candidate"),  # neither a run directory nor a formula; --form missing
     ("autoloss.export", "found_loss"),  # --branch or --rank a run does not have
-    ("autoloss.export", "write_atomically"),  # -o FILE cannot be written
+    ("autoloss.export", "write_output"),  # -o FILE cannot be written
     ("autoloss.loss_specs", "_resolve"),  # --loss-cls/--loss-reg names no loss of the form
     ("autoloss.plots_losses", "_baselines"),  # plot --baseline of another form
     ("symbolic.zoo", "known_loss"),  # a name the zoo does not have

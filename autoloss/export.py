@@ -19,11 +19,11 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import tempfile
 
 from autoloss.export_mmdet import mmdet_module_source
 from autoloss.export_modules import ExportError, ExportHeader, Provenance, loss_module_source
 from autoloss.export_torchvision import torchvision_module_source
+from detection.checkpoints import write_atomically
 from symbolic.candidate import Candidate
 from symbolic.canonical import InvalidCandidate
 from symbolic.forms import FORMS
@@ -116,24 +116,12 @@ def found_loss(run_dir: str | os.PathLike, *, branch: str | None = None, rank: i
     return loss
 
 
-def write_atomically(path: str, data: str | bytes) -> None:
-    """Write text or bytes to ``path`` through a temporary file and os.replace; ValueError if it cannot."""
-    directory = os.path.dirname(os.path.abspath(path))
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    temporary = None
+def write_output(path: str | os.PathLike, data: str | bytes) -> None:
+    """Write a file the user asked for (``write_atomically``); a ValueError saying why if it cannot be written."""
     try:
-        with tempfile.NamedTemporaryFile("wb", dir=directory, prefix=".autoloss-", suffix=".tmp",
-                                         delete=False) as handle:
-            temporary = handle.name
-            handle.write(payload)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # a temporary file is private; the result should not be
-        os.replace(temporary, path)
+        write_atomically(path, data)
     except OSError as error:
-        if temporary is not None and os.path.exists(temporary):
-            os.unlink(temporary)
-        raise ValueError(f"cannot write {path}: {error.strerror or error}") from None
+        raise ValueError(f"cannot write {path}: {error.strerror or error}; choose another path") from None
 
 
 def run_export(args: argparse.Namespace) -> dict:
@@ -151,7 +139,7 @@ def run_export(args: argparse.Namespace) -> dict:
         header = ExportHeader(verdict_line(candidate))
     text = export_text(candidate, args.to, header=header, trainable_constants=args.trainable_constants)
     if args.output is not None:
-        write_atomically(args.output, text)
+        write_output(args.output, text)
     note = None
     if args.to in NEEDS_TORCH and not torch_installed():
         note = (f"torch is not installed here; the module is written all the same and needs torch"

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from matplotlib.figure import Figure
 
-from autoloss.export import write_atomically
+from autoloss.export import write_output
 from symbolic.candidate import Candidate
 from symbolic.forms import box_areas
 from symbolic.zoo import known_loss
@@ -37,7 +37,7 @@ def save_figure(figure: Figure, path: str, *, dpi: int = 120) -> None:
     """Write ``figure`` to ``path`` in the format its extension names, through a temporary file."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format=os.path.splitext(path)[1][1:].lower() or "png", dpi=dpi)
-    write_atomically(path, buffer.getvalue())
+    write_output(path, buffer.getvalue())
 
 
 def _baselines(names: Sequence[str], form_name: str) -> list[tuple[str, Candidate]]:

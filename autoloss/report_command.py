@@ -20,7 +20,7 @@ import argparse
 from pathlib import Path
 
 from autoloss.cli_contract import UsageError
-from autoloss.export import write_atomically
+from autoloss.export import write_output
 from autoloss.final_comparison import PAPER_COLUMNS, Comparison, schedule_caveat, trained_seeds
 from autoloss.markdown import code, mean_std, percent, signed, table
 from autoloss.pareto import BEST_LOSS_FACTOR, ParetoFront
@@ -224,7 +224,7 @@ def write_report(run_dir, out_dir=None) -> dict:
         raise UsageError(f"cannot create the report directory {out}: {error.strerror or error}", where="--out",
                          hint="choose another --out") from None
     images = draw_plots(result, out)
-    write_atomically(str(out / REPORT_FILE), report_markdown(result, images))
+    write_output(str(out / REPORT_FILE), report_markdown(result, images))
     return {"run_dir": str(run_dir), "out_dir": str(out), "report": str(out / REPORT_FILE),
             "images": [str(out / name) for name in images.values()], "finished": result.finished,
             "final_evaluated": bool(result.final),

@@ -21,20 +21,29 @@ STATE_FILE = "checkpoint.msgpack"
 METADATA_FILE = "checkpoint.json"
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and ``os.replace`` (never a partial file)."""
+def write_atomically(path: str | os.PathLike, data: str | bytes) -> None:
+    """Write text or bytes to ``path`` (its folder made) via a temporary file and ``os.replace``: never partly."""
+    path = Path(path)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(temp_name, 0o666 & ~_umask())  # mkstemp's file is private; the result should not be
         os.replace(temp_name, path)
     except BaseException:
         if os.path.exists(temp_name):
             os.unlink(temp_name)
         raise
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 def save_checkpoint(out_dir: str | os.PathLike, state: Any, metadata: dict) -> Path:

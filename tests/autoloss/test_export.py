@@ -98,11 +98,21 @@ def test_cli_rejects_an_unknown_format_with_exit_2(capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["export", "x", "--to", "prefix"], "--form"),
-    (["export", "x", "--form", "sigmoid", "--to", "prefix", "-o", "/nonexistent-dir/loss.txt"], "cannot write"),
+    (["export", "x", "--form", "sigmoid", "--to", "prefix", "-o", "/dev/null/loss.txt"], "cannot write"),
 ])
 def test_cli_usage_errors_exit_2_with_one_message(capsys, argv, message):
     code, out, err = run(capsys, *argv)
     assert code == 2 and out == "" and message in err and "Traceback" not in err
+
+
+def test_cli_output_in_a_new_folder_is_written_whole_and_readable(tmp_path, capsys):
+    target = tmp_path / "exports" / "losses" / "bce.txt"
+    code, out, err = run(capsys, "export", "-log(sigmoid(x))", "--form", "sigmoid", "--to", "prefix", "-o", str(target))
+    assert code == 0, err
+    plain = tmp_path / "plain.txt"
+    plain.write_text("a file written the usual way")
+    assert target.read_text().strip() and target.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+    assert [path.name for path in target.parent.iterdir()] == ["bce.txt"]  # no temporary file left beside it
 
 
 @pytest.fixture(scope="module")

@@ -119,7 +119,7 @@ def test_cli_plot_writes_a_png(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["plot", "1 - i/u", "--form", "reg", "-o", "/nonexistent-dir/iou.png"], "cannot write"),
+    (["plot", "1 - i/u", "--form", "reg", "-o", "/dev/null/iou.png"], "cannot write"),
     (["plot", "-log(sigmoid(x))", "--form", "sigmoid", "-o", "x.png", "--baseline", "giou"], "not sigmoid-form"),
     (["plot", "1 - i/u", "-o", "x.png"], "--form"),
 ])
