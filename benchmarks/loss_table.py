@@ -26,7 +26,7 @@ import numpy as np
 from autoloss.final_comparison import PAPER_COLUMNS, compare
 from autoloss.search_result import SearchResult
 from benchmarks.loss_rows import DETECTOR_ORDER, PRESETS, Loss, Row, Schedule, run_rows
-from benchmarks.results_file import RESULTS, command_line, machine_line, publish
+from benchmarks.results_file import RESULTS, command_line, machine_line, publish, records_folder
 from detection.detectors import get_detector
 
 RowBuilder = Callable[[argparse.Namespace, dict[str, Loss] | None, str | None], list[Row]]
@@ -178,7 +178,7 @@ def parser_of(description: str, *, detectors: bool) -> argparse.ArgumentParser:
     parser.add_argument("--only", metavar="TEXT", help="only the rows whose detector, role or losses contain TEXT")
     parser.add_argument("--work-dir", metavar="DIR",
                         help="keep the run directories here (finished runs are reused); default: a temporary folder")
-    parser.add_argument("--records", metavar="DIR",
+    parser.add_argument("--records", metavar="DIR", type=records_folder,
                         help="read finished (row, seed) results from here and write new ones (commit it to keep a "
                         "long study); default: none")
     parser.add_argument("--report-only", action="store_true",
@@ -210,8 +210,6 @@ def main_of(module: str, title: str, description: str, build_rows: RowBuilder, *
         parser.error(f"--seeds must be at least 1, got {args.seeds}")
     if args.report_only and not args.records:
         parser.error("--report-only reads the finished runs of --records DIR; give that folder")
-    if args.records and Path(args.records).exists() and not Path(args.records).is_dir():
-        parser.error(f"--records {args.records}: a file, not a folder; give the folder that keeps the study's records")
     if args.workers < 0:
         parser.error(f"--workers must be 0 (this process) or more, got {args.workers}")
     if detectors:
@@ -236,7 +234,7 @@ def main_of(module: str, title: str, description: str, build_rows: RowBuilder, *
     with tempfile.TemporaryDirectory(prefix="loss-table-") as scratch:
         work_dir = Path(args.work_dir) if args.work_dir else Path(scratch)
         try:
-            results = run_rows(rows, schedule, work_dir=work_dir, records=Path(args.records) if args.records else None,
+            results = run_rows(rows, schedule, work_dir=work_dir, records=args.records,
                                train=not args.report_only, workers=args.workers, dask_scheduler=args.dask_scheduler,
                                log=lambda line: print(line, file=sys.stderr, flush=True))
         except ValueError as error:  # a record that does not match its task

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import os
 import platform
@@ -52,3 +53,11 @@ def publish(section: str, write: bool, path: Path = RESULTS) -> str:
     if write:
         write_section(section, path)
     return section
+
+
+def records_folder(text: str) -> Path:
+    """argparse type of ``--records DIR``: the folder that keeps a study's records (it need not exist yet)."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: a file, not a folder; give the folder that keeps a study's records")
+    return path

@@ -47,7 +47,7 @@ from autoloss.run_store import RunStore
 from autoloss.search_config import METHODS, SearchConfig
 from autoloss.search_driver import search
 from autoloss.training_tasks import default_losses, task_spec
-from benchmarks.results_file import RESULTS, command_line, machine_line, publish
+from benchmarks.results_file import RESULTS, command_line, machine_line, publish, records_folder
 from detection.checkpoints import write_atomically
 
 SECTION = "## Search efficiency (random, vanilla, CPV-only, CSE-Autoloss)"
@@ -245,7 +245,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, help="number of seeds (0, 1, ...); default: the preset's")
     parser.add_argument("--methods", default=",".join(reversed(METHODS)))  # the weakest filter first
     parser.add_argument("--work-dir", type=Path, help="where runs are kept (default runs/search-efficiency-PRESET)")
-    parser.add_argument("--records", type=Path,
+    parser.add_argument("--records", type=records_folder,
                         help="keep each finished (seed, method) here and read it instead of searching again")
     parser.add_argument("--report-only", action="store_true",
                         help="search nothing: the table of what --records holds (a study in progress)")
@@ -260,8 +260,6 @@ def parse_args(argv=None) -> argparse.Namespace:
                      f"{', '.join(METHODS)}")
     if args.seeds is not None and args.seeds < 1:
         parser.error(f"--seeds must be at least 1, got {args.seeds}")
-    if args.records is not None and args.records.exists() and not args.records.is_dir():
-        parser.error(f"--records {args.records}: a file, not a folder; give the folder that keeps the study's records")
     if args.report_only and args.records is None:
         parser.error("--report-only reads the finished searches of --records DIR; give that folder")
     return args
