@@ -287,6 +287,8 @@ _DAMAGED_HINTS = {
 def _json_problem(error: ValueError) -> str:
     """What is wrong with a JSON text, in words."""
     if isinstance(error, json.JSONDecodeError):
-        kind = "truncated JSON" if error.pos >= len(error.doc.rstrip()) else "malformed JSON"
-        return f"{kind} ({error.msg} at line {error.lineno} column {error.colno})"
+        # A text cut inside a string is reported at the string's start, not at the end of the text.
+        cut = error.pos >= len(error.doc.rstrip()) or error.msg.startswith("Unterminated string")
+        kind = "truncated JSON" if cut else "malformed JSON"
+        return f"{kind} ({error.msg}: line {error.lineno} column {error.colno})"
     return f"not UTF-8 text ({error})"

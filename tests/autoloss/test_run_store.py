@@ -83,7 +83,8 @@ def test_the_log_is_append_only_skips_records_it_holds_and_moves_a_torn_line_asi
     assert [json.loads(line)["id"] for line in lines] == ["a", "b", "c", "d"]
 
 
-@pytest.mark.parametrize("damage", ["middle_line", "no_id", "truncated_checkpoint", "checkpoint_not_utf8"])
+@pytest.mark.parametrize("damage", ["middle_line", "no_id", "truncated_checkpoint", "checkpoint_cut_in_a_string",
+                                    "checkpoint_not_utf8"])
 def test_a_damaged_run_is_refused_naming_the_file_line_and_what_to_do(tmp_path, damage):
     store = RunStore.create(tmp_path / "run", SearchConfig())
     store.append_log([{"id": "a"}, {"id": "b"}])
@@ -95,11 +96,14 @@ def test_a_damaged_run_is_refused_naming_the_file_line_and_what_to_do(tmp_path, 
         log.write_text('{"id": "a"}\n[1, 2]\n')
     elif damage == "truncated_checkpoint":
         checkpoint.write_text(checkpoint.read_text()[:-5])
+    elif damage == "checkpoint_cut_in_a_string":  # JSON reports it where the string starts
+        checkpoint.write_text(checkpoint.read_text()[:4])
     else:
         checkpoint.write_bytes(b"\xff\xfe")
     expected = {"middle_line": (rf"{log} is damaged: line 2 is not a JSON record \(malformed JSON", f"{log}:2"),
                 "no_id": (rf"{log} is damaged: line 2 is not a record with an id", f"{log}:2"),
                 "truncated_checkpoint": (rf"{checkpoint} is damaged: truncated JSON", f"{checkpoint}:1:"),
+                "checkpoint_cut_in_a_string": (rf"{checkpoint} is damaged: truncated JSON", f"{checkpoint}:1:"),
                 "checkpoint_not_utf8": (rf"{checkpoint} is damaged: not UTF-8 text", str(checkpoint))}[damage]
     with pytest.raises(RunDirectoryError, match=expected[0]) as raised:
         RunStore.open(tmp_path / "run").validate()
