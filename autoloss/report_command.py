@@ -224,7 +224,7 @@ def write_report(run_dir, out_dir=None) -> dict:
         raise UsageError(f"cannot create the report directory {out}: {error.strerror or error}", where="--out",
                          hint="choose another --out") from None
     images = draw_plots(result, out)
-    write_output(str(out / REPORT_FILE), report_markdown(result, images))
+    write_output(out / REPORT_FILE, report_markdown(result, images))
     return {"run_dir": str(run_dir), "out_dir": str(out), "report": str(out / REPORT_FILE),
             "images": [str(out / name) for name in images.values()], "finished": result.finished,
             "final_evaluated": bool(result.final),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -26,24 +26,20 @@ def write_atomically(path: str | os.PathLike, data: str | bytes) -> None:
     path = Path(path)
     payload = data.encode("utf-8") if isinstance(data, str) else data
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temp_name = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    # Mode 0o666 less the umask, as for any new file (mkstemp's would be private); no umask call, which would
+    # change the whole process's umask for a moment under the other threads.
+    fd = os.open(temp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(temp_name, 0o666 & ~_umask())  # mkstemp's file is private; the result should not be
         os.replace(temp_name, path)
     except BaseException:
         if os.path.exists(temp_name):
             os.unlink(temp_name)
         raise
-
-
-def _umask() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
 
 
 def save_checkpoint(out_dir: str | os.PathLike, state: Any, metadata: dict) -> Path:
